@@ -1,0 +1,280 @@
+"""Sharded HDF5 datasets of simulated examples, and a torch Dataset over them.
+
+Layout of a dataset directory::
+
+    dataset.json           manifest: full PHIL, package versions, shard layout
+    shard_00000.h5         examples [0, n) ...
+    shard_00001.h5         examples [n, 2n) ...
+
+Each shard holds *ragged fields*: for a field ``name`` the group ``name`` has
+``values`` (all examples concatenated along axis 0, flattened), ``offsets``
+(n_examples + 1) and ``shapes`` (n_examples x ndim), so examples of different
+sizes (cells, grids, reflection counts) sit side by side and any one can be
+read without touching the others. ``meta`` holds one JSON string per example.
+
+A shard is written under a temporary name and renamed when complete, so a
+shard file that exists is complete; its attributes record the parameter
+fingerprint it was made with and the hkl box its reflections span.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import h5py
+import numpy as np
+
+from ml_phasing.atomic_io import publish, remove_stale, temporary_name, write_text
+
+MANIFEST = "dataset.json"
+FORMAT_VERSION = 1
+FLUSH_EVERY = 256
+
+
+def shard_name(index: int) -> str:
+    return f"shard_{index:05d}.h5"
+
+
+def fingerprint(params_text: str) -> str:
+    """A short hash of the parameters that decide a dataset's content."""
+    return hashlib.sha256(params_text.encode()).hexdigest()[:16]
+
+
+class ShardWriter:
+    """Append examples to one shard file; memory stays bounded by FLUSH_EVERY."""
+
+    def __init__(self, path: str, attrs: dict):
+        self.path = path
+        remove_stale(path)
+        self._tmp = temporary_name(path)
+        self.file = h5py.File(self._tmp, "w", track_order=True)
+        for k, v in attrs.items():
+            self.file.attrs[k] = v
+        self.buffer: dict[str, list] = {}
+        self.meta: list[str] = []
+        self.n = 0
+        self.box_min = np.array([0, 0, 0])
+        self.box_max = np.array([0, 0, 0])
+
+    def append(self, example: dict):
+        self.meta.append(json.dumps(example["meta"], sort_keys=True))
+        for name, value in example["fields"].items():
+            self.buffer.setdefault(name, []).append(np.ascontiguousarray(value))
+        idx = example["fields"].get("reflections/indices")
+        if idx is not None and len(idx):
+            self.box_min = np.minimum(self.box_min, idx.min(0))
+            self.box_max = np.maximum(self.box_max, idx.max(0))
+        self.n += 1
+        if len(self.meta) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self):
+        if not self.meta:
+            return
+        f = self.file
+        for name, arrays in self.buffer.items():
+            if len(arrays) != len(self.meta):
+                raise RuntimeError(f"field {name} missing from some examples")
+            flat = np.concatenate([a.reshape(-1) for a in arrays])
+            sizes = np.array([a.size for a in arrays], np.int64)
+            shapes = np.array([a.shape for a in arrays], np.int32).reshape(len(arrays), -1)
+            if name not in f:
+                g = f.create_group(name)
+                g.create_dataset("values", data=flat, maxshape=(None,), chunks=True)
+                g.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(sizes)]),
+                                 maxshape=(None,), chunks=True)
+                g.create_dataset("shapes", data=shapes, maxshape=(None, shapes.shape[1]), chunks=True)
+            else:
+                g = f[name]
+                _extend(g["values"], flat)
+                last = g["offsets"][-1]
+                _extend(g["offsets"], last + np.cumsum(sizes))
+                _extend(g["shapes"], shapes)
+        meta = np.array(self.meta, dtype=h5py.string_dtype())
+        if "meta" not in f:
+            f.create_dataset("meta", data=meta, maxshape=(None,), chunks=True)
+        else:
+            _extend(f["meta"], meta)
+        self.buffer = {}
+        self.meta = []
+
+    def close(self):
+        """Finish the shard and move it to its final name."""
+        self.flush()
+        self.file.attrs["n_examples"] = self.n
+        self.file.attrs["hkl_box_min"] = self.box_min
+        self.file.attrs["hkl_box_max"] = self.box_max
+        self.file.attrs["complete"] = True
+        self.file.close()
+        publish(self._tmp, self.path)
+
+    def abort(self):
+        """Drop the partial shard (killed run, full disk)."""
+        try:
+            self.file.close()
+        finally:
+            if os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+def _extend(dset, data):
+    n = dset.shape[0]
+    dset.resize(n + len(data), axis=0)
+    dset[n:] = data
+
+
+def shard_is_complete(path: str, expected_fingerprint: str, expected_n: int) -> bool | None:
+    """True: complete and matching; False: absent or unreadable; None: another dataset's shard."""
+    if not os.path.exists(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if not f.attrs.get("complete", False) or int(f.attrs["n_examples"]) != expected_n:
+                return False
+            if f.attrs.get("fingerprint") != expected_fingerprint:
+                return None
+    except (OSError, KeyError):
+        return False
+    return True
+
+
+def write_manifest(directory: str, manifest: dict) -> None:
+    write_text(os.path.join(directory, MANIFEST), json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def read_manifest(directory: str) -> dict:
+    from libtbx.utils import Sorry
+
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.exists(path):
+        raise Sorry(f"{directory} is not an ml_phasing dataset (no {MANIFEST}).")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise Sorry(f"Corrupt dataset manifest {path}: {e}") from None
+
+
+class Shard:
+    """Random access to the examples of one shard file (opened lazily, per process)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = None
+        self._pid = None
+        with h5py.File(path, "r") as f:
+            self.n_examples = int(f.attrs["n_examples"])
+            self.first_example = int(f.attrs["first_example"])
+            self.hkl_box_min = np.array(f.attrs["hkl_box_min"])
+            self.hkl_box_max = np.array(f.attrs["hkl_box_max"])
+            self.fields = sorted(k for k in f.keys() if k != "meta" and isinstance(f[k], h5py.Group)
+                                 for k in _leaf_groups(f[k], k))
+
+    @property
+    def file(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def get(self, i: int, field: str) -> np.ndarray:
+        g = self.file[field]
+        start, stop = g["offsets"][i], g["offsets"][i + 1]
+        return g["values"][start:stop].reshape(tuple(g["shapes"][i]))
+
+    def meta(self, i: int) -> dict:
+        raw = self.file["meta"][i]
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state
+
+
+def _leaf_groups(group, prefix):
+    if "values" in group:
+        return [prefix]
+    out = []
+    for k in group:
+        out.extend(_leaf_groups(group[k], f"{prefix}/{k}"))
+    return out
+
+
+class SimulatedDataset:
+    """All complete shards of a dataset directory, indexed by global example number.
+
+    ``fields`` selects what ``__getitem__`` returns (default: every field).
+    With ``dense_amplitudes=True`` the reflection fields are also scattered
+    into dense hkl boxes that fit the whole dataset (see :mod:`ml_phasing.hkl_box`).
+    Memory does not grow with the dataset: examples are read on demand.
+    """
+
+    def __init__(self, directory: str, fields=None, dense_amplitudes: bool = False):
+        from libtbx.utils import Sorry
+
+        self.directory = directory
+        self.manifest = read_manifest(directory)
+        self.shards = []
+        for k in range(self.manifest["n_shards"]):
+            path = os.path.join(directory, shard_name(k))
+            if shard_is_complete(path, self.manifest["fingerprint"], self.manifest["shard_sizes"][k]):
+                self.shards.append(Shard(path))
+        if not self.shards:
+            raise Sorry(f"No complete shards in {directory}.")
+        self.starts = np.cumsum([0] + [s.n_examples for s in self.shards])
+        available = self.shards[0].fields
+        self.fields = list(fields) if fields is not None else available
+        missing = [f for f in self.fields if f not in available]
+        if missing:
+            raise Sorry(f"Fields {missing} are not in {directory}; it has {available}.")
+        self.dense_amplitudes = dense_amplitudes
+        self.hkl_box = (
+            np.min([s.hkl_box_min for s in self.shards], axis=0),
+            np.max([s.hkl_box_max for s in self.shards], axis=0),
+        )
+
+    def __len__(self):
+        return int(self.starts[-1])
+
+    def locate(self, index: int):
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = int(np.searchsorted(self.starts, index, side="right") - 1)
+        return self.shards[k], index - int(self.starts[k])
+
+    def meta(self, index: int) -> dict:
+        shard, i = self.locate(index)
+        return shard.meta(i)
+
+    def __getitem__(self, index: int) -> dict:
+        shard, i = self.locate(index)
+        out = {name: shard.get(i, name) for name in self.fields}
+        if self.dense_amplitudes:
+            from ml_phasing.hkl_box import dense_amplitudes
+
+            out.update(dense_amplitudes(
+                {k.split("/", 1)[1]: shard.get(i, k) for k in shard.fields if k.startswith("reflections/")},
+                *self.hkl_box))
+        return out
+
+
+def torch_dataset(directory: str, fields=None, dense_amplitudes: bool = False):
+    """A :class:`torch.utils.data.Dataset` returning dicts of tensors."""
+    import torch
+
+    base = SimulatedDataset(directory, fields, dense_amplitudes)
+
+    class _TorchDataset(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(base)
+
+        def __getitem__(self, index):
+            return {k: torch.from_numpy(np.asarray(v)) for k, v in base[index].items()}
+
+    ds = _TorchDataset()
+    ds.base = base
+    return ds

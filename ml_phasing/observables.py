@@ -1,0 +1,195 @@
+"""What a model learns from: amplitudes, Patterson and density maps, grids of atoms.
+
+Everything is computed by cctbx from an :class:`cctbx.xray.structure`; this
+module only chooses resolutions and grids and converts to numpy. Maps are numpy
+arrays indexed ``[x, y, z]`` along the fractional axes a, b, c of the unit cell
+(cctbx's ``real_map_unpadded`` order).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from cctbx import maptbx, miller
+from cctbx.array_family import flex
+from libtbx.utils import Sorry
+
+
+def structure_factors(xs, d_min: float):
+    """F_calc in the asymmetric unit to ``d_min`` (direct summation, no F000)."""
+    return xs.structure_factors(d_min=d_min, algorithm="direct", anomalous_flag=False).f_calc()
+
+
+def absent_indices(crystal_symmetry, d_min: float) -> np.ndarray:
+    """Systematically absent indices of the asymmetric unit to ``d_min``, shape (n, 3)."""
+    p1 = miller.build_set(
+        crystal_symmetry=crystal_symmetry.cell_equivalent_p1(), anomalous_flag=False, d_min=d_min
+    )
+    ms = miller.set(crystal_symmetry, p1.indices(), anomalous_flag=False).map_to_asu().unique_under_symmetry()
+    flags = ms.sys_absent_flags().data()
+    return np.asarray(ms.indices().select(flags), dtype=np.int16).reshape(-1, 3)
+
+
+def _quasi_e(f_amp):
+    """Locally normalised |E| (cctbx quasi-normalisation, epsilon-corrected)."""
+    f = f_amp.deep_copy()
+    n_bins = max(1, min(20, f.size() // 50))
+    f.setup_binner(n_bins=n_bins)
+    return f.quasi_normalize_structure_factors().data()
+
+
+def amplitude_record(xs, d_min_low: float, d_min_high: float) -> dict:
+    """Reflections of the asymmetric unit to ``d_min_high`` with masks.
+
+    ``measured`` marks d >= d_min_low (what an experiment gave); the rest is
+    "not measured". Systematic absences and F000 are kept apart
+    (``absent_indices``, ``f000``) instead of being zeros in the same array.
+    """
+    fc = structure_factors(xs, d_min_high)
+    f_amp = fc.as_amplitude_array()
+    d = f_amp.d_spacings().data()
+    measured = d >= d_min_low * (1 - 1e-9)
+    e = _quasi_e(f_amp)
+    e_low = flex.double(f_amp.size(), float("nan"))
+    sel = measured.iselection()
+    if sel.size():
+        e_low.set_selected(sel, _quasi_e(f_amp.select(sel)))
+    rec = {
+        "indices": np.asarray(fc.indices(), dtype=np.int16).reshape(-1, 3),
+        "f": f_amp.data().as_numpy_array().astype(np.float32),
+        "phi": fc.phases(deg=True).data().as_numpy_array().astype(np.float32),
+        "e": e.as_numpy_array().astype(np.float32),
+        "e_low": e_low.as_numpy_array().astype(np.float32),
+        "d": d.as_numpy_array().astype(np.float32),
+        "measured": measured.as_numpy_array(),
+        "centric": fc.centric_flags().data().as_numpy_array(),
+        "epsilon": fc.epsilons().data().as_numpy_array().astype(np.int8),
+        "absent_indices": absent_indices(xs.crystal_symmetry(), d_min_high),
+    }
+    return rec, fc
+
+
+def crystal_gridding(xs, d_min: float, grid_step: float | None):
+    """Real-space grid of the unit cell, compatible with the space group.
+
+    ``grid_step`` in Angstrom (default d_min/3, Shannon factor 1.5).
+    """
+    step = grid_step if grid_step else d_min / 3.0
+    return maptbx.crystal_gridding(
+        unit_cell=xs.unit_cell(),
+        step=step,
+        space_group_info=xs.space_group_info(),
+        symmetry_flags=maptbx.use_space_group_symmetry,
+        max_prime=5,
+    )
+
+
+def density_map(f_calc, gridding) -> np.ndarray:
+    """Electron density without F000: FFT of F with true phases."""
+    fft = miller.fft_map(gridding, f_calc)
+    return fft.real_map_unpadded().as_numpy_array()
+
+
+def patterson_map(f_amp, gridding) -> np.ndarray:
+    """Patterson without F000: FFT of |F|^2 (cctbx.miller.patterson_map)."""
+    f_patt = f_amp.patterson_symmetry()
+    patt_gridding = maptbx.crystal_gridding(
+        unit_cell=f_patt.unit_cell(),
+        space_group_info=f_patt.space_group_info(),
+        symmetry_flags=maptbx.use_space_group_symmetry,
+        pre_determined_n_real=gridding.n_real(),
+    )
+    pm = miller.patterson_map(crystal_gridding=patt_gridding, f_patt=f_patt)
+    return pm.real_map_unpadded().as_numpy_array()
+
+
+def scale_to_unit(m: np.ndarray) -> tuple[np.ndarray, float]:
+    """Divide a map by max|m| (Pan et al.'s [-1, 1] scaling); return map and factor.
+
+    The original map is ``scaled * factor``.
+    """
+    factor = float(np.abs(m).max())
+    if not np.isfinite(factor) or factor == 0:
+        return m.astype(np.float32), 1.0
+    return (m / factor).astype(np.float32), factor
+
+
+def intensity_grid(xs, h_max: int, form_factor: str) -> np.ndarray:
+    """|F|^2 on the integer cube -h_max..h_max (Scripps, Cumby and Seth).
+
+    ``form_factor="atomic_number"`` uses point atoms of weight Z with no B;
+    ``"xray"`` uses the real X-ray form factors and the atoms' B. Absent
+    reflections are zero, as the physics gives them; (0,0,0) is F000^2.
+    Returned with shape (2h+1, 2h+1, 2h+1), axis order h, k, l.
+    """
+    from cctbx.eltbx import tiny_pse, xray_scattering
+
+    work = xs.expand_to_p1(sites_mod_positive=True)
+    if form_factor == "atomic_number":
+        work = work.deep_copy_scatterers()
+        work.set_u_iso(value=0)
+        custom = {
+            t: xray_scattering.gaussian(float(tiny_pse.table(t).atomic_number()))
+            for t in set(sc.scattering_type for sc in work.scatterers())
+        }
+        work.scattering_type_registry(custom_dict=custom)
+    r = np.arange(-h_max, h_max + 1)
+    hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
+    ms = miller.set(work.crystal_symmetry(), flex.miller_index([tuple(map(int, x)) for x in hkl]), anomalous_flag=True)
+    f = ms.structure_factors_from_scatterers(work, algorithm="direct").f_calc()
+    i = flex.norm(f.data()).as_numpy_array()
+    return i.reshape((2 * h_max + 1,) * 3).astype(np.float32)
+
+
+def voxel_atoms(xs, grid_points: int, sigma: float, frame: str, weight: str,
+                box_edge: float | None = None) -> np.ndarray:
+    """Atoms as Gaussians of width ``sigma`` (Angstrom) on a voxel grid (Scripps).
+
+    ``frame="fractional"``: an n^3 grid over the unit cell, periodic.
+    ``frame="cartesian"``: an n^3 cube of edge ``box_edge`` (default the longest
+    cell edge) from the origin, holding the unit-cell contents, not periodic.
+    ``weight`` is ``atomic_number`` or ``unit``.
+    """
+    from cctbx.eltbx import tiny_pse
+
+    p1 = xs.expand_to_p1(sites_mod_positive=True)
+    frac = np.asarray(p1.sites_frac()).reshape(-1, 3)
+    if weight == "atomic_number":
+        w = np.array([tiny_pse.table(sc.scattering_type).atomic_number() for sc in p1.scatterers()], float)
+    else:
+        w = np.ones(len(frac))
+    w = w * np.asarray(p1.scatterers().extract_occupancies())
+    n = grid_points
+    out = np.zeros((n, n, n))
+    cutoff = 3.5 * sigma
+    uc = xs.unit_cell()
+    orth = np.array(uc.orthogonalization_matrix()).reshape(3, 3)
+    if frame == "fractional":
+        recip = np.array(uc.reciprocal_parameters()[:3])
+        half = np.ceil(cutoff * recip * n).astype(int)
+        offsets = [np.arange(-h, h + 1) for h in half]
+        for x, wi in zip(frac, w):
+            centre = np.floor(x * n).astype(int)
+            idx = [centre[a] + offsets[a] for a in range(3)]
+            g = np.stack(np.meshgrid(*idx, indexing="ij"), axis=-1).reshape(-1, 3)
+            delta = g / n - x
+            r2 = np.sum((delta @ orth.T) ** 2, axis=1)
+            val = wi * np.exp(-r2 / (2 * sigma * sigma))
+            gi = np.mod(g, n)
+            np.add.at(out, (gi[:, 0], gi[:, 1], gi[:, 2]), val)
+    elif frame == "cartesian":
+        edge = box_edge or max(uc.parameters()[:3])
+        spacing = edge / n
+        cart = frac @ orth.T
+        half = int(math.ceil(cutoff / spacing))
+        off = np.arange(-half, half + 1)
+        for c, wi in zip(cart, w):
+            centre = np.floor(c / spacing).astype(int)
+            g = np.stack(np.meshgrid(*(centre[a] + off for a in range(3)), indexing="ij"), axis=-1).reshape(-1, 3)
+            keep = np.all((g >= 0) & (g < n), axis=1)
+            g = g[keep]
+            r2 = np.sum((g * spacing - c) ** 2, axis=1)
+            np.add.at(out, (g[:, 0], g[:, 1], g[:, 2]), wi * np.exp(-r2 / (2 * sigma * sigma)))
+    else:  # pragma: no cover - PHIL choice guards this
+        raise Sorry(f"voxel_atoms.frame: unknown frame {frame!r}")
+    return out.astype(np.float32)

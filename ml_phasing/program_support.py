@@ -1,0 +1,136 @@
+"""What every ml_phasing program shares: the error contract, the log, progress bars.
+
+* A user's mistake is raised as :class:`libtbx.utils.Sorry` and becomes one
+  ``Sorry: ...`` line on stderr and exit status 1 (:func:`run_cli`).
+  Anything else is a bug and keeps its traceback.
+* Every run logs the package version, the parameters changed from their
+  defaults, the random seed and the device, to the terminal and to a log file.
+* Long loops get a tqdm progress bar that stays quiet when stderr is not a
+  terminal (pipelines, CI, CCP4i2 wrappers).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from iotbx.cli_parser import run_program
+from libtbx.utils import Sorry
+
+from ml_phasing.version import __version__
+
+ISSUES_URL = "https://github.com/ml-phasing/ml_phasing/issues"
+
+
+def run_cli(program_class, args=None) -> int:
+    """Run a ProgramTemplate through iotbx's parser with the Sorry contract.
+
+    Returns the exit status (the console-script wrapper passes it to sys.exit).
+    """
+    if args is None:
+        args = sys.argv[1:]
+    try:
+        run_program(program_class=program_class, args=list(args))
+    except Sorry as e:
+        sys.stdout.flush()
+        print(f"Sorry: {e}".rstrip(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("Interrupted: rerun the same command to resume.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def resolve_device(name: str) -> str:
+    """Turn the PHIL ``device`` choice into a torch device string."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Sorry("device=cuda was requested but torch sees no CUDA device; use device=cpu.")
+    return name
+
+
+class LogFile:
+    """Send a program's log (including the parser output so far) to a file too."""
+
+    def __init__(self, program, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.handle = open(path, "w")
+        logger = program.logger
+        if "parser_log" in getattr(logger, "labels", []):
+            logger.replace_stringio("parser_log", "logfile", self.handle)
+        else:
+            logger.register("logfile", self.handle)
+
+    def close(self, program):
+        logger = program.logger
+        if "logfile" in getattr(logger, "labels", []):
+            i = logger.labels.index("logfile")
+            for attr in ("labels", "file_objects", "atexit_send_to"):
+                getattr(logger, attr).pop(i)
+        self.handle.close()
+
+
+def log_header(program, seed: int | None, device: str | None) -> None:
+    """Print version, platform, changed parameters, seed and device."""
+    import torch
+
+    out = program.logger
+    print(f"{program.program_name} {__version__}", file=out)
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {_version('numpy')}, cctbx {_version('cctbx-base')}, gemmi {_version('gemmi')}",
+        file=out,
+    )
+    print(f"command: {' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:])}", file=out)
+    if seed is not None:
+        print(f"random_seed: {seed}", file=out)
+    if device is not None:
+        print(f"device: {device}", file=out)
+    diff = program.get_program_phil_str(diff=True).strip()
+    print("parameters changed from their defaults:", file=out)
+    print(diff if diff else "  (none)", file=out)
+    print("", file=out)
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def package_versions() -> dict:
+    """Versions recorded in manifests and model files."""
+    import torch
+
+    return {
+        "ml_phasing": __version__,
+        "python": platform.python_version(),
+        "cctbx-base": _version("cctbx-base"),
+        "gemmi": _version("gemmi"),
+        "numpy": _version("numpy"),
+        "torch": torch.__version__.split("+")[0],
+        "h5py": _version("h5py"),
+    }
+
+
+def progress(iterable=None, total=None, desc=None, unit="it"):
+    """tqdm bar on stderr, disabled when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        dynamic_ncols=True,
+    )

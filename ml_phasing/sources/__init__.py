@@ -1,0 +1,1 @@
+"""Where example structures come from: random atoms, peptide fragments, user files."""

@@ -1,0 +1,188 @@
+"""Dipeptide fragments in P1 cubic cells (Pan et al., IUCrJ 2023).
+
+Fragments are either cut from user PDB/mmCIF files with gemmi (adjacent,
+peptide-bonded residue pairs; protein heavy atoms only; dialanine by truncation
+at CB) or built from ideal geometry (:mod:`ml_phasing.residue_geometry`). Each
+is optionally given a random proper rotation, placed with its centre of mass at
+the centre of a cubic P1 cell, and rejected if it comes closer than
+``min_image_distance`` to its own periodic images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from cctbx import adptbx, crystal, xray
+from cctbx.eltbx import tiny_pse
+from libtbx.utils import Sorry
+
+from ml_phasing import residue_geometry as rg
+
+DIALANINE_ATOMS = ("N", "CA", "C", "O", "CB")
+MAX_TRIES = 200
+
+
+@dataclass(frozen=True)
+class PeptidesConfig:
+    kind: str
+    residues: tuple
+    files: tuple
+    cell_edge: float
+    min_image_distance: float
+    random_rotation: bool
+    b_iso_min: float
+    b_iso_max: float
+
+    @classmethod
+    def from_phil(cls, p):
+        residues = tuple(r.upper() for r in (p.residues or rg.AMINO_ACIDS))
+        return cls(p.kind, residues, tuple(p.file or ()), p.cell_edge, p.min_image_distance,
+                   p.random_rotation, p.b_iso_min, p.b_iso_max)
+
+    def validate(self):
+        unknown = [r for r in self.residues if r not in rg.SIDE_CHAINS]
+        if unknown:
+            raise Sorry(f"peptides.residues: unknown residue names {unknown}; use three-letter codes.")
+        if self.b_iso_min > self.b_iso_max:
+            raise Sorry("peptides.b_iso_min is larger than b_iso_max.")
+
+
+class FragmentLibrary:
+    """Residue pairs cut from PDB/mmCIF files, in a fixed order."""
+
+    def __init__(self, files, kind: str, residues):
+        import gemmi
+
+        self.fragments = []
+        allowed = set(residues)
+        for path in files:
+            try:
+                st = gemmi.read_structure(str(path))
+            except (RuntimeError, ValueError, OSError) as e:
+                raise Sorry(f"Cannot read model file {path}: {e}") from None
+            if len(st) == 0:
+                raise Sorry(f"Model file {path} contains no models.")
+            st.setup_entities()
+            st.remove_hydrogens()
+            st.remove_ligands_and_waters()
+            st.remove_alternative_conformations()
+            for chain in st[0]:
+                residues_ = list(chain)
+                for a, b in zip(residues_, residues_[1:]):
+                    frag = self._pair(a, b, kind, allowed)
+                    if frag is not None:
+                        self.fragments.append(frag)
+        if not self.fragments:
+            raise Sorry(
+                "No usable residue pairs in the model files "
+                f"({', '.join(map(str, files))}): need adjacent, peptide-bonded, complete "
+                f"standard residues{' with CB' if kind == 'dialanine' else ''}."
+            )
+
+    @staticmethod
+    def _pair(a, b, kind, allowed):
+        if a.name not in rg.SIDE_CHAINS or b.name not in rg.SIDE_CHAINS:
+            return None
+        if kind == "dipeptide" and (a.name not in allowed or b.name not in allowed):
+            return None
+        try:
+            if a["C"][0].pos.dist(b["N"][0].pos) > 1.5:
+                return None
+        except (IndexError, RuntimeError):
+            return None
+        atoms = []
+        for seq, res in ((1, a), (2, b)):
+            names = DIALANINE_ATOMS if kind == "dialanine" else rg.expected_atoms(res.name)
+            present = {at.name: at for at in res}
+            if any(n not in present for n in names):
+                return None
+            resname = "ALA" if kind == "dialanine" else res.name
+            for n in names:
+                at = present[n]
+                atoms.append((resname, seq, n, at.element.name, np.array(at.pos.tolist())))
+        return atoms
+
+
+def _random_rotation(rng):
+    q = rng.normal(size=4)
+    q /= np.linalg.norm(q)
+    w, x, y, z = q
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def min_image_distance(xyz: np.ndarray, edge: float) -> float:
+    """Closest approach of a fragment to its periodic images in a cubic cell."""
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)
+                       if (i, j, k) != (0, 0, 0)], float) * edge
+    images = xyz[None, :, :] + shifts[:, None, :]
+    d = np.linalg.norm(xyz[None, :, None, :] - images[:, None, :, :], axis=-1)
+    return float(d.min())
+
+
+def internal_clash(xyz: np.ndarray, limit: float = 2.5, bond: float = 1.9) -> bool:
+    """True when atoms more than three bonds apart come closer than ``limit``."""
+    d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+    n = len(xyz)
+    adj = (d < bond) & ~np.eye(n, dtype=bool)
+    reach = np.eye(n, dtype=bool)
+    step = reach
+    for _ in range(3):
+        step = (step.astype(int) @ adj.astype(int)) > 0
+        reach = reach | step
+    return bool(np.any((d < limit) & ~reach))
+
+
+def _centre(atoms, edge: float, rotation) -> np.ndarray:
+    xyz = np.array([a[4] for a in atoms])
+    mass = np.array([tiny_pse.table(a[3]).weight() for a in atoms])
+    com = (xyz * mass[:, None]).sum(0) / mass.sum()
+    xyz = xyz - com
+    if rotation is not None:
+        xyz = xyz @ rotation.T
+    return xyz + edge / 2.0
+
+
+def to_xray_structure(atoms, xyz, edge, b_values):
+    cs = crystal.symmetry(unit_cell=(edge, edge, edge, 90, 90, 90), space_group_symbol="P1")
+    scatterers = []
+    for (resname, seq, name, element, _), site, b in zip(atoms, xyz, b_values):
+        scatterers.append(xray.scatterer(
+            label=f"{resname}{seq}:{name}", site=tuple(site / edge),
+            u=adptbx.b_as_u(float(b)), occupancy=1.0, scattering_type=element))
+    from cctbx.array_family import flex
+
+    return xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(scatterers))
+
+
+def make_structure(config: PeptidesConfig, rng, library: FragmentLibrary | None):
+    """One placed fragment as a P1 xray.structure, plus metadata."""
+    for attempt in range(MAX_TRIES):
+        if library is not None:
+            k = int(rng.integers(len(library.fragments)))
+            atoms = library.fragments[k]
+        else:
+            if config.kind == "dialanine":
+                pair = ("ALA", "ALA")
+            else:
+                pair = tuple(config.residues[i] for i in rng.integers(len(config.residues), size=2))
+            atoms = rg.build_dipeptide(pair[0], pair[1], rng)
+            if internal_clash(np.array([a[4] for a in atoms])):
+                continue
+        rotation = _random_rotation(rng) if config.random_rotation else None
+        xyz = _centre(atoms, config.cell_edge, rotation)
+        if min_image_distance(xyz, config.cell_edge) < config.min_image_distance:
+            continue
+        b = rng.uniform(config.b_iso_min, config.b_iso_max, size=len(atoms))
+        xs = to_xray_structure(atoms, xyz, config.cell_edge, b)
+        sequence = f"{atoms[0][0]}-{atoms[-1][0]}"
+        return xs, {"source": "peptides", "sequence": sequence, "attempts": attempt + 1,
+                    "fragment_origin": "file" if library is not None else "ideal"}
+    raise Sorry(
+        f"peptides: no fragment fits a {config.cell_edge} A cell without coming closer than "
+        f"{config.min_image_distance} A to its periodic images after {MAX_TRIES} tries; "
+        "increase peptides.cell_edge."
+    )

@@ -1,0 +1,60 @@
+"""Packaging for ml_phasing.
+
+``command_line/`` and ``phil/`` live at the top of the checkout (design card) but
+are installed as ``ml_phasing.command_line`` and ``ml_phasing.phil`` so every
+import path is unique, for editable and regular installs alike.
+"""
+import os
+import re
+
+from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    with open(os.path.join(HERE, "ml_phasing", "version.py")) as f:
+        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+
+def console_scripts():
+    """One ``ml_phasing.<stem>`` script per file in command_line/ (as DIALS does)."""
+    folder = os.path.join(HERE, "command_line")
+    stems = sorted(
+        f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")
+    )
+    return [f"ml_phasing.{s} = ml_phasing.command_line.{s}:run" for s in stems]
+
+
+setup(
+    name="ml_phasing",
+    version=read_version(),
+    description="Deep learning for the crystallographic phase problem, as CCP4/Phenix programs",
+    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.9",
+    packages=[
+        "ml_phasing",
+        "ml_phasing.programs",
+        "ml_phasing.sources",
+        "ml_phasing.command_line",
+        "ml_phasing.phil",
+    ],
+    package_dir={
+        "ml_phasing": "ml_phasing",
+        "ml_phasing.command_line": "command_line",
+        "ml_phasing.phil": "phil",
+    },
+    package_data={"ml_phasing.phil": ["*.eff"], "ml_phasing": ["models/*"]},
+    install_requires=[
+        "cctbx-base>=2025.11",
+        "gemmi>=0.7",
+        "numpy",
+        "torch>=2.0",
+        "h5py",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": console_scripts()},
+)
