@@ -1,0 +1,66 @@
+"""Shared fixtures. Import order matters: boost_adaptbx, then torch, then the rest
+(see ml_phasing/__init__.py): a test module importing gemmi first would otherwise
+kill the whole run with a segfault."""
+import boost_adaptbx.boost.python  # noqa: F401
+import torch  # noqa: F401
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import ml_phasing  # noqa: F401
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.abspath(os.path.join(HERE, "..", "..", "shared", "realdata"))
+
+
+@pytest.fixture(scope="session")
+def realdata():
+    """Path to ../shared/realdata; tests that need it skip when it is absent."""
+    if not os.path.isdir(SHARED):
+        pytest.skip("../shared/realdata is not present (users' clones do not have it)")
+    return SHARED
+
+
+def console_script(name):
+    """Path of an installed console script (next to the running python)."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(path):
+        path = shutil.which(name)
+    assert path, f"console script {name} is not installed"
+    return path
+
+
+def run_script(name, *args, cwd=None, timeout=600):
+    """Run an installed console script; return CompletedProcess with text output."""
+    return subprocess.run([console_script(name), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_clean_exit(proc, code=0):
+    assert proc.returncode == code, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def make_params(**simulate):
+    """A working PHIL extract of ml_phasing.simulate with simulate.* overrides."""
+    from iotbx import phil as iphil
+
+    from ml_phasing.programs.simulate import Program
+
+    master = iphil.parse(Program.master_phil_str, process_includes=True)
+    lines = []
+    for key, value in simulate.items():
+        if key in ("random_seed", "nproc"):
+            lines.append(f"{key} = {value}")
+        else:
+            lines.append(f"simulate.{key.replace('__', '.')} = {value}")
+    return master.fetch(iphil.parse("\n".join(lines))).extract()
+
+
+@pytest.fixture(scope="session")
+def realdata_or_none():
+    return SHARED if os.path.isdir(SHARED) else None

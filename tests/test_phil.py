@@ -1,0 +1,55 @@
+"""Every PHIL parameter of every program has a .type and a .help."""
+import importlib
+import os
+import pkgutil
+
+import pytest
+
+import ml_phasing.programs
+from libtbx.program_template import ProgramTemplate
+from iotbx import phil as iphil
+
+PROGRAMS = [
+    importlib.import_module(f"ml_phasing.programs.{m.name}")
+    for m in pkgutil.iter_modules(ml_phasing.programs.__path__)
+]
+
+
+def test_programs_found():
+    assert any(p.Program.program_name == "ml_phasing.simulate" for p in PROGRAMS)
+
+
+@pytest.mark.parametrize("module", PROGRAMS, ids=lambda m: m.__name__)
+def test_every_parameter_has_type_and_help(module):
+    program = module.Program
+    text = program.master_phil_str + ProgramTemplate.output_phil_str
+    master = iphil.parse(text, process_includes=True)
+    missing_help = [d.path for d in master.all_definitions() if not d.object.help]
+    missing_type = [d.path for d in master.all_definitions() if d.object.type is None]
+    assert not missing_help, f"parameters without .help: {missing_help}"
+    assert not missing_type, f"parameters without .type: {missing_type}"
+
+
+@pytest.mark.parametrize("module", PROGRAMS, ids=lambda m: m.__name__)
+def test_program_identity(module):
+    program = module.Program
+    assert program.program_name.startswith("ml_phasing.")
+    assert program.version == ml_phasing.__version__
+    assert "Examples:" in program.description
+
+
+def test_entry_points_match_command_line_files():
+    here = os.path.dirname(os.path.abspath(__file__))
+    stems = sorted(f[:-3] for f in os.listdir(os.path.join(here, "..", "command_line"))
+                   if f.endswith(".py") and not f.startswith("_"))
+    names = sorted(p.Program.program_name.split(".", 1)[1] for p in PROGRAMS)
+    assert stems == names
+
+
+def test_dispatcher_names_in_entry_points():
+    here = os.path.dirname(os.path.abspath(__file__))
+    folder = os.path.join(here, "..", "command_line")
+    for f in os.listdir(folder):
+        if f.endswith(".py") and not f.startswith("_"):
+            text = open(os.path.join(folder, f)).read()
+            assert f"# LIBTBX_SET_DISPATCHER_NAME ml_phasing.{f[:-3]}" in text
