@@ -32,16 +32,20 @@ def read_ccp4_map(path: str) -> tuple:
     return m.map_data().as_numpy_array(), m.unit_cell().parameters()
 
 
-def write_mtz(path: str, columns: list, title: str = "ml_phasing") -> None:
+def write_mtz(path: str, columns: list, title: str = "ml_phasing", rename: dict | None = None) -> None:
     """Write miller arrays to one MTZ.
 
-    ``columns`` is a list of (miller_array, column_root_label[, column_types]).
+    ``columns`` is a list of (miller_array, column_root_label[, column_types]);
+    ``rename`` maps iotbx's labels to CCP4 ones (iotbx writes FC, PHIFC for a
+    complex array rooted at "FC"; CCP4 programs expect FC, PHIC).
     """
     first = columns[0]
     ds = first[0].as_mtz_dataset(column_root_label=first[1], column_types=_types(first))
     for entry in columns[1:]:
         ds.add_miller_array(entry[0], column_root_label=entry[1], column_types=_types(entry))
     mtz = ds.mtz_object()
+    for old, new in (rename or {}).items():
+        mtz.get_column(old).set_label(new)
     mtz.set_title(title[:70])
     with atomic_path(path) as tmp:
         mtz.write(tmp)

@@ -1,0 +1,124 @@
+"""Determinism, sharding, resumption and the torch Dataset."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_clean_exit, run_script
+from ml_phasing import dataset, simulation
+from ml_phasing.hkl_box import CHANNELS
+
+ARGS = ["n_examples=7", "examples_per_shard=3", "d_min_low=2.0", "d_min_high=1.5",
+        "random_atoms.n_atoms_max=14", "random_seed=11"]
+
+
+def shard_bytes(directory):
+    names = sorted(n for n in os.listdir(directory) if n.startswith("shard_"))
+    return {n: open(os.path.join(directory, n), "rb").read() for n in names}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serial")
+    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "output.directory=ds", cwd=base))
+    return base / "ds"
+
+
+def test_same_seed_same_bytes_and_nproc_independent(serial, tmp_path):
+    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "nproc=2", "output.directory=ds",
+                                 cwd=tmp_path))
+    a, b = shard_bytes(serial), shard_bytes(tmp_path / "ds")
+    assert list(a) == ["shard_00000.h5", "shard_00001.h5", "shard_00002.h5"]
+    assert a == b
+    assert (serial / "dataset.json").read_bytes() == (tmp_path / "ds" / "dataset.json").read_bytes()
+
+
+def test_array_jobs_equal_serial(serial, tmp_path):
+    for k in (2, 0, 1):  # any order, one process each
+        assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, f"shard_index={k}",
+                                     "output.directory=ds", cwd=tmp_path))
+    assert shard_bytes(serial) == shard_bytes(tmp_path / "ds")
+
+
+def test_other_seed_other_data(serial, tmp_path):
+    args = [a for a in ARGS if not a.startswith("random_seed")] + ["random_seed=12"]
+    assert_clean_exit(run_script("ml_phasing.simulate", *args, "output.directory=ds", cwd=tmp_path))
+    assert shard_bytes(serial)["shard_00000.h5"] != shard_bytes(tmp_path / "ds")["shard_00000.h5"]
+
+
+def test_rerun_replaces_truncated_shard_and_stale_partials(serial, tmp_path):
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(serial, ds)
+    full = (ds / "shard_00001.h5").read_bytes()
+    (ds / "shard_00001.h5").write_bytes(full[: len(full) // 2])  # a disk that filled up
+    (ds / ".shard_00002.abc.partial.h5").write_bytes(b"left by a killed run")
+    os.remove(ds / "shard_00002.h5")
+    proc = run_script("ml_phasing.simulate", *ARGS, "output.directory=ds", "--json", cwd=tmp_path)
+    assert_clean_exit(proc)
+    import json
+    result = json.loads((tmp_path / "simulate_result.json").read_text())
+    assert result["shards_kept"] == [0] and result["shards_written"] == [1, 2]
+    assert shard_bytes(serial) == shard_bytes(ds)
+    assert not list(ds.glob(".*partial*"))
+
+
+def test_interrupted_shard_leaves_nothing(tmp_path):
+    """An exception (kill, full disk) mid-shard leaves neither the shard nor a temp file."""
+    from conftest import make_params
+
+    params = make_params(n_examples=4, d_min_low=2.0, d_min_high=2.0)
+    config = simulation.SimulationConfig.from_params(params)
+    stream = simulation.ExampleStream(config, 1)
+
+    def failing(start, stop):
+        for i, ex in enumerate(stream(start, stop)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield ex
+
+    path = str(tmp_path / "shard_00000.h5")
+    with pytest.raises(KeyboardInterrupt):
+        simulation.write_shard(path, 0, 4, failing, {"fingerprint": "x"})
+    assert os.listdir(tmp_path) == []
+
+
+def test_reader_fields_metadata_and_dense_box(serial):
+    ds = dataset.torch_dataset(str(serial), dense_amplitudes=True)
+    assert len(ds) == 7
+    item = ds[5]
+    assert isinstance(item["patterson"], torch.Tensor) and item["patterson"].ndim == 3
+    assert item["density"].shape == item["patterson"].shape
+    assert float(item["patterson"].abs().max()) == pytest.approx(1.0)
+    meta = ds.base.meta(5)
+    assert meta["index"] == 5 and meta["space_group"] and len(meta["unit_cell"]) == 6
+    assert meta["patterson_scale"] > 0 and meta["seed"] != ds.base.meta(4)["seed"]
+    box = item["hkl_box"].numpy()
+    assert box.shape[0] == len(CHANNELS)
+    lo, hi = ds.base.hkl_box
+    assert box.shape[1:] == tuple(hi - lo + 1)
+    masks = box[CHANNELS.index("mask_measured"):]
+    assert masks.sum(0).max() == 1  # every voxel has at most one role
+    n_refl = len(item["reflections/indices"])
+    assert masks[0].sum() + masks[1].sum() == n_refl
+    assert masks[0].sum() == int(item["reflections/measured"].sum())
+    assert masks[3].sum() == 1  # F000
+    f = box[CHANNELS.index("f")]
+    assert np.all(f[masks[2] == 1] == 0)  # absences carry no amplitude
+
+
+def test_dataloader_with_workers(serial):
+    ds = dataset.torch_dataset(str(serial), fields=["reflections/f", "atoms/atomic_number"])
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
+    items = list(loader)
+    assert len(items) == 7
+    assert torch.equal(items[3]["reflections/f"], ds[3]["reflections/f"])
+
+
+def test_reader_rejects_missing_fields(serial):
+    from libtbx.utils import Sorry
+
+    with pytest.raises(Sorry, match="not in"):
+        dataset.SimulatedDataset(str(serial), fields=["powder"])
