@@ -7,10 +7,11 @@ arrays indexed ``[x, y, z]`` along the fractional axes a, b, c of the unit cell
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
-from cctbx import maptbx, miller
+from cctbx import crystal, maptbx, miller, sgtbx
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
@@ -20,20 +21,48 @@ def structure_factors(xs, d_min: float):
     return xs.structure_factors(d_min=d_min, algorithm="direct", anomalous_flag=False).f_calc()
 
 
+@functools.lru_cache(maxsize=512)
+def _derived_group_info(hall_symbol: str, kind: str) -> sgtbx.space_group_info:
+    """Patterson or point group of a space group, with its (costly) type computed once."""
+    group = sgtbx.space_group(hall_symbol)
+    if kind == "patterson":
+        group = group.build_derived_patterson_group()
+    else:
+        group = group.build_derived_point_group()
+    info = sgtbx.space_group_info(group=group)
+    info.type()
+    return info
+
+
+def derived_symmetry(crystal_symmetry, kind: str) -> crystal.symmetry:
+    """The same cell with the derived ``kind`` ("patterson" or "point") group."""
+    hall = crystal_symmetry.space_group_info().type().hall_symbol()
+    return crystal.symmetry(unit_cell=crystal_symmetry.unit_cell(),
+                            space_group_info=_derived_group_info(hall, kind))
+
+
 def absent_indices(crystal_symmetry, d_min: float) -> np.ndarray:
-    """Systematically absent indices of the asymmetric unit to ``d_min``, shape (n, 3)."""
-    p1 = miller.build_set(
-        crystal_symmetry=crystal_symmetry.cell_equivalent_p1(), anomalous_flag=False, d_min=d_min
-    )
-    ms = miller.set(crystal_symmetry, p1.indices(), anomalous_flag=False).map_to_asu().unique_under_symmetry()
-    flags = ms.sys_absent_flags().data()
-    return np.asarray(ms.indices().select(flags), dtype=np.int16).reshape(-1, 3)
+    """Systematically absent indices of the asymmetric unit to ``d_min``, shape (n, 3).
+
+    cctbx's index generator skips absences, so the indices are generated for the
+    point group (same Laue class and reciprocal asymmetric unit, no translations,
+    no absences) and the space group's absences are selected from them.
+    """
+    candidates = miller.build_set(derived_symmetry(crystal_symmetry, "point"),
+                                  anomalous_flag=False, d_min=d_min)
+    ms = miller.set(crystal_symmetry, candidates.indices(), anomalous_flag=False)
+    return indices_as_numpy(ms.indices().select(ms.sys_absent_flags().data()))
+
+
+def indices_as_numpy(indices) -> np.ndarray:
+    """flex.miller_index as an (n, 3) int16 array (fast path through vec3_double)."""
+    return indices.as_vec3_double().as_numpy_array().astype(np.int16).reshape(-1, 3)
 
 
 def _quasi_e(f_amp):
     """Locally normalised |E| (cctbx quasi-normalisation, epsilon-corrected)."""
     f = f_amp.deep_copy()
-    n_bins = max(1, min(20, f.size() // 50))
+    n_bins = max(1, min(20, f.size() // 100))
     f.setup_binner(n_bins=n_bins)
     return f.quasi_normalize_structure_factors().data()
 
@@ -50,12 +79,15 @@ def amplitude_record(xs, d_min_low: float, d_min_high: float) -> dict:
     d = f_amp.d_spacings().data()
     measured = d >= d_min_low * (1 - 1e-9)
     e = _quasi_e(f_amp)
-    e_low = flex.double(f_amp.size(), float("nan"))
-    sel = measured.iselection()
-    if sel.size():
-        e_low.set_selected(sel, _quasi_e(f_amp.select(sel)))
+    if measured.all_eq(True):
+        e_low = e
+    else:
+        e_low = flex.double(f_amp.size(), float("nan"))
+        sel = measured.iselection()
+        if sel.size():
+            e_low.set_selected(sel, _quasi_e(f_amp.select(sel)))
     rec = {
-        "indices": np.asarray(fc.indices(), dtype=np.int16).reshape(-1, 3),
+        "indices": indices_as_numpy(fc.indices()),
         "f": f_amp.data().as_numpy_array().astype(np.float32),
         "phi": fc.phases(deg=True).data().as_numpy_array().astype(np.float32),
         "e": e.as_numpy_array().astype(np.float32),
@@ -92,10 +124,11 @@ def density_map(f_calc, gridding) -> np.ndarray:
 
 def patterson_map(f_amp, gridding) -> np.ndarray:
     """Patterson without F000: FFT of |F|^2 (cctbx.miller.patterson_map)."""
-    f_patt = f_amp.patterson_symmetry()
+    patt_symmetry = derived_symmetry(f_amp.crystal_symmetry(), "patterson")
+    f_patt = f_amp.customized_copy(crystal_symmetry=patt_symmetry)
     patt_gridding = maptbx.crystal_gridding(
-        unit_cell=f_patt.unit_cell(),
-        space_group_info=f_patt.space_group_info(),
+        unit_cell=patt_symmetry.unit_cell(),
+        space_group_info=patt_symmetry.space_group_info(),
         symmetry_flags=maptbx.use_space_group_symmetry,
         pre_determined_n_real=gridding.n_real(),
     )
@@ -108,7 +141,7 @@ def scale_to_unit(m: np.ndarray) -> tuple[np.ndarray, float]:
 
     The original map is ``scaled * factor``.
     """
-    factor = float(np.abs(m).max())
+    factor = float(max(m.max(), -m.min()))
     if not np.isfinite(factor) or factor == 0:
         return m.astype(np.float32), 1.0
     return (m / factor).astype(np.float32), factor

@@ -57,18 +57,25 @@ class LogFile:
     """Send a program's log (including the parser output so far) to a file too."""
 
     def __init__(self, program, path: str):
+        from libtbx.utils import multi_out
+
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
         self.handle = open(path, "w")
+        self.original = program.logger
         logger = program.logger
         if "parser_log" in getattr(logger, "labels", []):
             logger.replace_stringio("parser_log", "logfile", self.handle)
-        else:
+        elif hasattr(logger, "register"):
             logger.register("logfile", self.handle)
+        else:  # a plain stream or null_out: wrap it
+            program.logger = multi_out().register("original", logger).register("logfile", self.handle)
 
     def close(self, program):
         logger = program.logger
-        if "logfile" in getattr(logger, "labels", []):
+        if logger is not self.original:
+            program.logger = self.original
+        elif "logfile" in getattr(logger, "labels", []):
             i = logger.labels.index("logfile")
             for attr in ("labels", "file_objects", "atexit_send_to"):
                 getattr(logger, attr).pop(i)

@@ -6,6 +6,7 @@ in any order, in any process, on any machine, and give the same bytes.
 """
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import os
@@ -109,6 +110,11 @@ class StructureSource:
             "source": "structures", "file": os.path.basename(str(c.structure_files[k]))}
 
 
+@functools.lru_cache(maxsize=None)
+def atomic_number(scattering_type: str) -> int:
+    return tiny_pse.table(scattering_type).atomic_number()
+
+
 def composition(xs) -> dict:
     """Element counts in the unit cell (occupancy-weighted, special positions counted right)."""
     counts = {}
@@ -125,13 +131,14 @@ def make_example(config: SimulationConfig, index: int, source: StructureSource,
     rng = seed_everything(seed)
     xs, source_meta = source(index, rng)
     sgi = xs.space_group_info()
+    sg_type = sgi.type()
     meta = {
         "index": index,
         "seed": seed,
         **source_meta,
         "space_group": str(sgi),
-        "space_group_number": sgi.type().number(),
-        "hall_symbol": sgi.type().hall_symbol(),
+        "space_group_number": sg_type.number(),
+        "hall_symbol": sg_type.hall_symbol(),
         "unit_cell": [round(x, 6) for x in xs.unit_cell().parameters()],
         "n_atoms_asu": xs.scatterers().size(),
         "composition_unit_cell": composition(xs),
@@ -140,9 +147,9 @@ def make_example(config: SimulationConfig, index: int, source: StructureSource,
         "d_min_high": config.d_min_high,
     }
     fields = {
-        "atoms/sites_frac": np.asarray(xs.sites_frac(), np.float64).reshape(-1, 3),
+        "atoms/sites_frac": xs.sites_frac().as_numpy_array().reshape(-1, 3),
         "atoms/atomic_number": np.array(
-            [tiny_pse.table(sc.scattering_type).atomic_number() for sc in xs.scatterers()], np.int16),
+            [atomic_number(sc.scattering_type) for sc in xs.scatterers()], np.int16),
         "atoms/b_iso": np.array([sc.b_iso() for sc in xs.scatterers()], np.float32),
         "atoms/occupancy": np.array([sc.occupancy for sc in xs.scatterers()], np.float32),
     }
@@ -153,7 +160,10 @@ def make_example(config: SimulationConfig, index: int, source: StructureSource,
         for k, v in rec.items():
             fields[f"reflections/{k}"] = v
     if "patterson" in config.outputs or "density" in config.outputs:
-        f_map = observables.structure_factors(xs, config.map_d_min)
+        if f_calc_high is not None and config.map_d_min >= config.d_min_high:
+            f_map = f_calc_high.resolution_filter(d_min=config.map_d_min)  # no second F calc
+        else:
+            f_map = observables.structure_factors(xs, config.map_d_min)
         gridding = observables.crystal_gridding(xs, config.map_d_min, config.grid_step)
         meta["map_d_min"] = config.map_d_min
         meta["map_grid"] = list(gridding.n_real())

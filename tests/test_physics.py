@@ -237,3 +237,17 @@ def test_powder_peak_at_bragg_angle():
     bragg110 = np.degrees(2 * np.arcsin(1.5406 / (2 * a / np.sqrt(2))))
     w2 = np.abs(x - bragg110) < 1.0
     assert abs(x[w2][np.argmax(y[w2])] - bragg110) < 0.01
+
+
+@pytest.mark.parametrize("symbol", ["P21", "C2", "P21/c", "P212121", "I41/a", "P6522", "Fdd2"])
+def test_absent_indices_against_p1_enumeration(symbol):
+    """Point-group enumeration (fast path) equals mapping every P1 index to the ASU."""
+    from cctbx import crystal, miller
+
+    sgi = sgtbx.space_group_info(symbol)
+    cs = crystal.symmetry(unit_cell=sgi.any_compatible_unit_cell(volume=2000), space_group_info=sgi)
+    p1 = miller.build_set(cs.cell_equivalent_p1(), anomalous_flag=False, d_min=1.5)
+    ms = miller.set(cs, p1.indices(), anomalous_flag=False).map_to_asu().unique_under_symmetry()
+    slow = {tuple(h) for h, a in zip(ms.indices(), ms.sys_absent_flags().data()) if a}
+    fast = {tuple(int(i) for i in h) for h in observables.absent_indices(cs, 1.5)}
+    assert fast == slow and len(fast) > 0
