@@ -44,8 +44,9 @@ def fingerprint(params_text: str) -> str:
 class ShardWriter:
     """Append examples to one shard file; memory stays bounded by FLUSH_EVERY."""
 
-    def __init__(self, path: str, attrs: dict):
+    def __init__(self, path: str, attrs: dict, compression: str | None = None):
         self.path = path
+        self.compression = compression
         remove_stale(path)
         self._tmp = temporary_name(path)
         self.file = h5py.File(self._tmp, "w", track_order=True)
@@ -81,7 +82,8 @@ class ShardWriter:
             shapes = np.array([a.shape for a in arrays], np.int32).reshape(len(arrays), -1)
             if name not in f:
                 g = f.create_group(name)
-                g.create_dataset("values", data=flat, maxshape=(None,), chunks=True)
+                g.create_dataset("values", data=flat, maxshape=(None,), chunks=True,
+                                 compression=self.compression)
                 g.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(sizes)]),
                                  maxshape=(None,), chunks=True)
                 g.create_dataset("shapes", data=shapes, maxshape=(None, shapes.shape[1]), chunks=True)

@@ -240,9 +240,10 @@ class ExampleStream:
             self.pool.join()
 
 
-def write_shard(path: str, first: int, size: int, stream: ExampleStream, attrs: dict, bar=None):
+def write_shard(path: str, first: int, size: int, stream: ExampleStream, attrs: dict, bar=None,
+                compression: str | None = None):
     """Generate examples [first, first+size) into one shard file, atomically."""
-    writer = dataset.ShardWriter(path, {**attrs, "first_example": first})
+    writer = dataset.ShardWriter(path, {**attrs, "first_example": first}, compression)
     try:
         for example in stream(first, first + size):
             writer.append(example)

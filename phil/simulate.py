@@ -192,6 +192,10 @@ output {
   directory = simulated
     .type = path
     .help = "Dataset directory (manifest dataset.json, shard_NNNNN.h5, log)."
+  compression = *none gzip lzf
+    .type = choice
+    .help = "HDF5 compression of the shards: none is fastest; gzip is smallest \
+             (maps shrink little); lzf is in between."
   write_examples = 0
     .type = int(value_min=0)
     .help = "Also write the first N examples as MTZ (F; FC/PHIC), CCP4 maps and \

@@ -122,3 +122,43 @@ def test_reader_rejects_missing_fields(serial):
 
     with pytest.raises(Sorry, match="not in"):
         dataset.SimulatedDataset(str(serial), fields=["powder"])
+
+
+def test_compressed_shards_read_the_same(serial, tmp_path):
+    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "output.directory=ds",
+                                 "output.compression=gzip", cwd=tmp_path))
+    a = dataset.SimulatedDataset(str(serial))
+    b = dataset.SimulatedDataset(str(tmp_path / "ds"))
+    for i in (0, 6):
+        for k in ("patterson", "reflections/f"):
+            np.testing.assert_array_equal(a[i][k], b[i][k])
+
+
+def test_full_disk_gives_sorry_and_no_shard(tmp_path, monkeypatch):
+    """An OSError while writing (ENOSPC) ends with a Sorry and discards the shard."""
+    import errno
+    from iotbx.cli_parser import run_program
+    from libtbx.utils import Sorry, null_out
+    from ml_phasing.programs.simulate import Program
+
+    def no_space(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dataset.ShardWriter, "flush", no_space)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Sorry, match="No space left on device"):
+        run_program(Program, args=["n_examples=2", "d_min_low=2", "d_min_high=2"], logger=null_out())
+    assert not list(tmp_path.glob("simulated/*.h5")) and not list(tmp_path.glob("simulated/.*"))
+
+
+def test_progress_bar_only_on_terminals(monkeypatch, capsys):
+    import sys
+    from ml_phasing.program_support import progress
+
+    with progress(total=3, desc="simulate") as bar:
+        bar.update(3)
+    assert "simulate" not in capsys.readouterr().err  # pytest's stderr is not a tty
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with progress(total=3, desc="simulate") as bar:
+        bar.update(3)
+    assert "simulate" in capsys.readouterr().err

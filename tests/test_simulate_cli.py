@@ -133,3 +133,23 @@ def test_help_examples_run(tmp_path, command, realdata_or_none):
     args = shlex.split(command)[1:]
     proc = run_script("ml_phasing.simulate", *args, "--dry-run", cwd=tmp_path)
     assert_clean_exit(proc)
+
+
+def test_real_structures_and_peptides_from_files(tmp_path, realdata):
+    """End to end on real files: COD CIFs and a PDB entry (skips without ../shared)."""
+    cifs = [os.path.join(realdata, "cif", n) for n in ("COD_2000724_P21c.cif", "COD_2010359_P212121.cif")]
+    proc = run_script("ml_phasing.simulate", "source=structures", *[f"structures.file={c}" for c in cifs],
+                      "n_examples=2", "d_min_high=1.2", "output.directory=real", cwd=tmp_path)
+    assert_clean_exit(proc)
+    from ml_phasing.dataset import SimulatedDataset
+
+    ds = SimulatedDataset(str(tmp_path / "real"))
+    assert [ds.meta(i)["space_group"] for i in range(2)] == ["P 1 21/c 1", "P 21 21 21"]
+    assert ds.meta(0)["file"] == "COD_2000724_P21c.cif"
+    pdb = os.path.join(realdata, "pdb", "1orc.pdb")
+    proc = run_script("ml_phasing.simulate", "source=peptides", "peptides.kind=dipeptide",
+                      "peptides.cell_edge=12", f"peptides.file={pdb}", "n_examples=3",
+                      "output.directory=pep", cwd=tmp_path)
+    assert_clean_exit(proc)
+    ds = SimulatedDataset(str(tmp_path / "pep"))
+    assert all(ds.meta(i)["fragment_origin"] == "file" for i in range(3))

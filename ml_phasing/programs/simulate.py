@@ -131,6 +131,7 @@ An existing dataset made with other parameters is kept unless --overwrite.
         print(f"Generating {n_todo} examples in {len(todo)} shard(s) with nproc={self.params.nproc}",
               file=self.logger)
         t0 = time.time()
+        compression = None if self.params.output.compression == "none" else self.params.output.compression
         stream = simulation.ExampleStream(self.config, self.params.nproc)
         try:
             with progress(total=n_todo, desc="simulate", unit="ex") as bar:
@@ -138,7 +139,8 @@ An existing dataset made with other parameters is kept unless --overwrite.
                     path = os.path.join(directory, dataset.shard_name(k))
                     attrs = {"fingerprint": fp, "shard_index": k, "ml_phasing_version": self.version}
                     try:
-                        simulation.write_shard(path, firsts[k], self.shard_sizes[k], stream, attrs, bar)
+                        simulation.write_shard(path, firsts[k], self.shard_sizes[k], stream, attrs,
+                                               bar, compression)
                     except OSError as e:
                         raise Sorry(f"Cannot write {path}: {e.strerror or e}. The shard was "
                                     "discarded; rerun the same command to resume.") from None
