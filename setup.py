@@ -54,6 +54,7 @@ setup(
         "torch>=2.0",
         "h5py",
         "tqdm",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": console_scripts()},

@@ -153,5 +153,7 @@ def align(h, f_ref, f_pred, space_group_info=None, weights=None, search_hand: bo
         t, value = _best_shift(h, c, hall, s.free_axes)
         if best is None or value > best.score * norm + 1e-12:
             # S peaks where phi_pred - 2 pi h.t matches phi_ref: apply the shift -t.
-            best = Alignment(tuple(float(x) for x in np.mod(-t, 1.0)), inverted, value / norm)
+            shift = np.mod(-t, 1.0)
+            shift[shift > 1.0 - 1e-6] = 0.0
+            best = Alignment(tuple(float(x) for x in shift), inverted, value / norm)
     return best

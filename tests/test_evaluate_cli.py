@@ -1,0 +1,157 @@
+"""ml_phasing.evaluate end to end on data from ml_phasing.simulate."""
+import json
+import re
+import shlex
+
+import numpy as np
+import pytest
+
+from conftest import assert_clean_exit, run_script
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two simulated P21 examples (MTZ with FC/PHIC, maps, CIF) and derived predictions."""
+    base = tmp_path_factory.mktemp("evaluate")
+    args = ["n_examples=2", "write_examples=2", "d_min_low=1.5", "d_min_high=1.2",
+            "random_atoms.space_groups=P21", "random_atoms.n_atoms_min=10", "random_atoms.n_atoms_max=14",
+            "output.directory=sim"]
+    assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=base))
+    ex = base / "sim" / "examples"
+    # Predictions: the truth shifted by an allowed origin shift and inverted (must read 0),
+    # and the truth with random phases (must read ~90).
+    import iotbx.mtz
+    from cctbx.array_family import flex
+    from ml_phasing.map_io import write_mtz
+
+    arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(ex / "example_00000.mtz")).as_miller_arrays()}
+    fc = arrays["FC,PHIC"]
+    h = np.asarray(fc.indices(), float)
+    f = fc.data().as_numpy_array()
+    shifted = np.conj(f) * np.exp(2j * np.pi * h @ np.array([0.5, 0.37, 0.0]))
+    rng = np.random.default_rng(0)
+    random = np.abs(f) * np.exp(1j * rng.uniform(0, 2 * np.pi, len(f)))
+    fom = fc.customized_copy(data=flex.double(len(f), 0.8))
+    for name, values in (("shifted", shifted), ("random", random)):
+        arr = fc.customized_copy(data=flex.complex_double(values))
+        write_mtz(str(base / f"{name}.mtz"), [(arr, "FWT"), (fom, "FOM", "W")], rename={"PHIFWT": "PHWT"})
+    return base
+
+
+def evaluate(cwd, *args):
+    proc = run_script("ml_phasing.evaluate", *args, "--json", cwd=cwd)
+    assert_clean_exit(proc)
+    return proc, json.loads((cwd / "evaluate_result.json").read_text())
+
+
+def test_shifted_inverted_copy_reads_zero(data):
+    proc, res = evaluate(data, "reference.file=sim/examples/example_00000.mtz", "reference.labels=FC,PHIC",
+                         "prediction.file=shifted.mtz", "prediction.labels=FWT,PHWT", "--overwrite")
+    r = res["predictions"][0]
+    assert r["phases"]["overall"]["mean_phase_error"] < 0.01
+    assert r["phases"]["inverted_hand"] is True
+    assert r["map_cc_aligned"] == pytest.approx(1.0, abs=1e-6) and r["map_cc"] < 0.9
+    assert r["amplitudes"]["r_factor"] == pytest.approx(0.0, abs=1e-6)
+    for name in ("evaluate.json", "evaluate_shells.csv", "evaluate_phase_error.png", "evaluate_fraction_60.png",
+                 "evaluate_r_factor.png", "evaluate_maps.png", "evaluate_voxels.png", "evaluate.log"):
+        assert (data / name).stat().st_size > 0, name
+    assert (data / "evaluate.png").exists() is False
+    csv = (data / "evaluate_shells.csv").read_text().splitlines()
+    assert csv[0].startswith("prediction,quantity,d_max") and len(csv) == 1 + 10 + 10
+    assert "origin shift" in proc.stdout and "amplitude R" in proc.stdout
+
+
+def test_phases_with_fom_and_several_predictions(data):
+    _, res = evaluate(data, "reference.file=sim/examples/example_00000.mtz",
+                      "prediction.file=shifted.mtz", "prediction.file=random.mtz",
+                      "prediction.phase_label=PHWT", "prediction.fom_label=FOM", "--overwrite",
+                      "output.prefix=several")
+    first, second = res["predictions"]
+    assert first["prediction_kind"] == "phases"
+    assert first["phases"]["overall"]["fom_weighted_phase_error"] < 0.01
+    assert 75 < second["phases"]["overall"]["mean_phase_error"] < 95
+    assert res["summary"]["n_predictions"] == 2
+    assert res["summary"]["mean_phase_error"]["median"] == pytest.approx(
+        np.median([first["phases"]["overall"]["mean_phase_error"], second["phases"]["overall"]["mean_phase_error"]]))
+    assert (data / "several_distribution.png").exists()
+
+
+def test_model_reference_and_map_prediction(data):
+    _, res = evaluate(data, "reference.file=sim/examples/example_00001.cif",
+                      "prediction.file=sim/examples/example_00001_density.ccp4", "--overwrite",
+                      "output.prefix=model_map")
+    r = res["predictions"][0]
+    assert r["d_min"] == pytest.approx(1.5, abs=0.02)  # read from the map's content
+    assert r["phases"]["overall"]["mean_phase_error"] < 0.5  # model F (cctbx) vs map made from them
+    assert r["map_cc_aligned"] > 0.999
+    assert r["atoms"]["fraction_matched"] >= 0.6  # at 1.5 A some 1.2-1.5 A neighbours merge into one peak
+    assert r["interatomic_vectors"]["recall"] > 0.6
+
+
+def test_map_against_map(data):
+    _, res = evaluate(data, "reference.file=sim/examples/example_00000_density.ccp4",
+                      "prediction.file=sim/examples/example_00000_density.ccp4", "--overwrite",
+                      "output.prefix=mapmap")
+    r = res["predictions"][0]
+    assert r["map_cc_aligned"] == pytest.approx(1.0, abs=1e-6) and r["ssim"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=shifted.mtz",
+      "reference.labels=FOO,PHFOO"], "available: F,SIGF, FC,PHIC"),
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=sim/examples/example_00001.mtz",
+      "prediction.labels=FC,PHIC"], "Different unit cells"),
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=missing.mtz"], "not found"),
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=truncated.mtz"], "Cannot read"),
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=shifted.mtz",
+      "prediction.fom_label=NOPE"], "No column 'NOPE'"),
+    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=sim/examples/example_00000_density.ccp4",
+      "d_min=40"], "No reflections in common"),
+    (["prediction.file=shifted.mtz"], "reference.file"),
+])
+def test_bad_input_gives_sorry(data, args, message):
+    full = (data / "shifted.mtz").read_bytes()
+    (data / "truncated.mtz").write_bytes(full[: len(full) // 3])
+    proc = run_script("ml_phasing.evaluate", *args, "--overwrite", "output.prefix=bad", cwd=data)
+    assert_clean_exit(proc, 1)
+    assert proc.stderr.lstrip().startswith("Sorry:") and message in proc.stderr, proc.stderr
+    assert not (data / "bad.json").exists()
+
+
+def test_existing_outputs_need_overwrite(data):
+    (data / "keep.json").write_text("{}")
+    proc = run_script("ml_phasing.evaluate", "reference.file=sim/examples/example_00000.mtz",
+                      "prediction.file=shifted.mtz", "output.prefix=keep", cwd=data)
+    assert_clean_exit(proc, 1)
+    assert "--overwrite" in proc.stderr and (data / "keep.json").read_text() == "{}"
+
+
+def _help_examples():
+    from ml_phasing.programs.evaluate import Program
+
+    text = Program.description.replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip().startswith("ml_phasing.evaluate ")]
+
+
+@pytest.mark.parametrize("command", _help_examples())
+def test_help_examples_validate(data, command, tmp_path):
+    """Every example of the help text passes --dry-run with its files in place."""
+    import shutil
+
+    ex = data / "sim" / "examples"
+    shutil.copy(ex / "example_00000.mtz", tmp_path / "true.mtz")
+    shutil.copy(data / "shifted.mtz", tmp_path / "pred.mtz")
+    shutil.copy(ex / "example_00000.cif", tmp_path / "model.cif")
+    shutil.copy(ex / "example_00000_density.ccp4", tmp_path / "pred_density.ccp4")
+    shutil.copy(ex / "example_00000_density.ccp4", tmp_path / "true_density.ccp4")
+    (tmp_path / "predictions").mkdir()
+    shutil.copy(ex / "example_00000_density.ccp4", tmp_path / "predictions" / "a.ccp4")
+    proc = run_script("ml_phasing.evaluate", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
+    assert_clean_exit(proc)
+
+
+def test_cli_basics(data):
+    assert_clean_exit(run_script("ml_phasing.evaluate", "--show-defaults", cwd=data))
+    proc = run_script("ml_phasing.evaluate", cwd=data)
+    assert_clean_exit(proc)
+    assert re.search(r"Examples:", proc.stdout)
