@@ -38,6 +38,8 @@ setup(
         "ml_phasing",
         "ml_phasing.programs",
         "ml_phasing.sources",
+        "ml_phasing.models",
+        "ml_phasing.metrics",
         "ml_phasing.command_line",
         "ml_phasing.phil",
     ],

@@ -1,0 +1,110 @@
+"""PHIL parameters of ml_phasing.train."""
+
+phil_str = """
+include scope ml_phasing.phil.common.phil_scope
+train {
+  task = *patterson_to_density intensity_to_density extend_resolution
+    .type = choice
+    .help = "What to learn: Patterson -> density (Pan et al.), |F|^2 grid -> voxel atoms \\
+             (Scripps), or low -> high resolution amplitudes (Khaibrakhmanov)."
+  data {
+    train = None
+      .type = path
+      .help = "Training dataset directory from ml_phasing.simulate."
+    validation = None
+      .type = path
+      .help = "Validation dataset directory (default: the last validation_fraction of train)."
+    validation_fraction = 0.05
+      .type = float(value_min=0, value_max=0.9)
+      .help = "Share of the training set held out when no validation set is given."
+    num_workers = 0
+      .type = int(value_min=0)
+      .help = "DataLoader worker processes reading the shards."
+  }
+  model {
+    include scope ml_phasing.phil.model.phil_scope
+  }
+  loss {
+    kind = *auto mse mse_cc masked_mse
+      .type = choice
+      .help = "auto: mse_cc for maps (Pan et al.), masked_mse for extension."
+    cc_weight = 0.001
+      .type = float(value_min=0)
+      .help = "Weight w of (1 - Pearson CC) in mse_cc (Pan et al. 1e-3)."
+    invariance = *none hand origin_and_hand
+      .type = choice
+      .help = "Take the minimum of the loss over the inverted target (hand), and also over \\
+               all grid translations (origin_and_hand), as PhAI does for P21/c origins."
+  }
+  optimizer {
+    kind = adam *adamw
+      .type = choice
+      .help = "Optimiser."
+    learning_rate = 1e-3
+      .type = float(value_min=0)
+      .help = "Initial learning rate."
+    weight_decay = 1e-4
+      .type = float(value_min=0)
+      .help = "Weight decay."
+  }
+  schedule {
+    kind = *none exponential one_cycle plateau
+      .type = choice
+      .help = "Learning-rate schedule: two-stage exponential (Pan et al.), one-cycle, or \\
+               reduce-on-plateau of the validation loss."
+    gamma = 0.873
+      .type = float(value_min=0, value_max=1)
+      .help = "Exponential: factor per epoch in the first stage (Pan et al. 0.873)."
+    stage_epochs = 10
+      .type = int(value_min=0)
+      .help = "Exponential: epochs of the first stage."
+    gamma_late = 0.9991
+      .type = float(value_min=0, value_max=1)
+      .help = "Exponential: factor per epoch after the first stage (Pan et al. 0.9991)."
+    patience = 2
+      .type = int(value_min=0)
+      .help = "Plateau: epochs without improvement before the rate is cut."
+    factor = 0.5
+      .type = float(value_min=0, value_max=1)
+      .help = "Plateau: factor of each cut."
+  }
+  batch_size = 16
+    .type = int(value_min=1)
+    .help = "Examples per optimiser step (per process)."
+  epochs = 10
+    .type = int(value_min=1)
+    .help = "Passes over the training set."
+  max_time = None
+    .type = float(value_min=0)
+    .help = "Stop after this many minutes (checked after every step)."
+  accumulate = 1
+    .type = int(value_min=1)
+    .help = "Batches whose gradients are summed per optimiser step."
+  clip_grad_norm = 1.0
+    .type = float(value_min=0)
+    .help = "Clip the gradient norm to this (0: no clipping)."
+  mixed_precision = False
+    .type = bool
+    .help = "Automatic mixed precision (CUDA only; ignored on CPU)."
+  early_stopping_patience = None
+    .type = int(value_min=1)
+    .help = "Stop when the validation loss has not improved for this many epochs."
+  resume = False
+    .type = bool
+    .help = "Continue from <directory>/checkpoint.pt (a killed run resumes where it stopped)."
+  init_model = None
+    .type = path
+    .help = "Fine-tune: start from this model file (its architecture is used)."
+  freeze = None
+    .type = strings
+    .help = "Fine-tune: parameter-name prefixes to freeze, e.g. encoder trunk."
+}
+output {
+  directory = training
+    .type = path
+    .help = "Directory for the model file, checkpoint, history and log."
+  model_file = model.pt
+    .type = str
+    .help = "Name of the model file inside output.directory."
+}
+"""
