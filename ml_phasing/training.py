@@ -129,21 +129,22 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
         s = m.patterson_unet
         kw = dict(in_channels=cin, out_channels=cout, stem_channels=s.stem_channels, channels=s.channels,
                   n_blocks=s.n_blocks, kernel_size=s.kernel_size, decoder_kernel_size=s.decoder_kernel_size,
-                  se_reduction=s.se_reduction, norm=s.norm, out_activation=s.out_activation)
+                  se_reduction=s.se_reduction, norm=_none(s.norm), out_activation=_none(s.out_activation))
     elif arch == "unet3d":
         s = m.unet3d
         padding = s.padding_mode if s.padding_mode != "auto" else (
             "circular" if task_name == "patterson_to_density" else "zeros")
-        act = s.out_activation if s.out_activation != "auto" else ("tanh" if map_task else "relu")
-        if task_name == "intensity_to_density":
-            act = s.out_activation if s.out_activation != "auto" else "none"
-        kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels, norm=s.norm,
+        act = _none(s.out_activation)
+        if act == "auto":
+            act = {"patterson_to_density": "tanh", "intensity_to_density": "none",
+                   "extend_resolution": "relu"}[task_name]
+        kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels, norm=_none(s.norm),
                   padding_mode=padding, out_activation=act,
                   out_shape=task_config.get("output_shape") if task_name == "intensity_to_density" else None)
     elif arch == "fft_unet":
         s = m.fft_unet
         kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels,
-                  fft_layers=s.fft_layers, norm=s.norm, out_activation="relu" if not map_task else "none")
+                  fft_layers=s.fft_layers, norm=_none(s.norm), out_activation="relu" if not map_task else "none")
     elif arch == "mlp":
         if task_name == "extend_resolution":
             raise Sorry("mlp is for the map tasks; use fft_unet, unet3d or xrd_transformer.")
@@ -158,6 +159,11 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
         kw = dict(dim=s.dim, depth=s.depth, heads=s.heads, mlp_ratio=s.mlp_ratio, dropout=s.dropout,
                   max_index=task_config["max_index"])
     return arch, kw
+
+
+def _none(choice):
+    """PHIL turns the choice 'none' into None; the networks spell it 'none'."""
+    return "none" if choice is None else choice
 
 
 def pad_multiple(arch: str, kw: dict) -> int:
