@@ -165,6 +165,7 @@ class Shard:
         self.path = path
         self._file = None
         self._pid = None
+        self._index = {}
         with h5py.File(path, "r") as f:
             self.n_examples = int(f.attrs["n_examples"])
             self.first_example = int(f.attrs["first_example"])
@@ -178,12 +179,20 @@ class Shard:
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
+            self._index = {}
         return self._file
 
+    def _layout(self, field: str):
+        """(values dataset, offsets, shapes) of a field; the small index arrays are read once."""
+        f = self.file
+        if field not in self._index:
+            g = f[field]
+            self._index[field] = (g["values"], g["offsets"][()], g["shapes"][()])
+        return self._index[field]
+
     def get(self, i: int, field: str) -> np.ndarray:
-        g = self.file[field]
-        start, stop = g["offsets"][i], g["offsets"][i + 1]
-        return g["values"][start:stop].reshape(tuple(g["shapes"][i]))
+        values, offsets, shapes = self._layout(field)
+        return values[offsets[i]:offsets[i + 1]].reshape(tuple(shapes[i]))
 
     def meta(self, i: int) -> dict:
         raw = self.file["meta"][i]
@@ -192,6 +201,7 @@ class Shard:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_file"] = None
+        state["_index"] = {}
         return state
 
 
@@ -258,9 +268,8 @@ class SimulatedDataset:
         if self.dense_amplitudes:
             from ml_phasing.hkl_box import dense_amplitudes
 
-            out.update(dense_amplitudes(
-                {k.split("/", 1)[1]: shard.get(i, k) for k in shard.fields if k.startswith("reflections/")},
-                *self.hkl_box))
+            needed = ("indices", "f", "e", "d", "measured", "absent_indices")
+            out.update(dense_amplitudes({k: shard.get(i, f"reflections/{k}") for k in needed}, *self.hkl_box))
         return out
 
 

@@ -63,6 +63,7 @@ class MapTask:
 
     input_field = target_field = None
     periodic = True
+    needs_meta = False
 
     def __init__(self, config: dict):
         self.config = config
@@ -181,6 +182,7 @@ class ExtendResolution:
     def __init__(self, config: dict):
         self.config = config
         self.tokens = config.get("representation") == "tokens"
+        self.needs_meta = self.tokens
 
     @classmethod
     def from_dataset(cls, dataset, tokens: bool = False) -> dict:

@@ -47,7 +47,7 @@ class TaskDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         j = self.indices[i]
         item = self.base[j]
-        out = self.task.example(item, self.base.meta(j))
+        out = self.task.example(item, self.base.meta(j) if self.task.needs_meta else None)
         out["index"] = j
         return out
 
