@@ -13,7 +13,8 @@ from libtbx.utils import Sorry
 
 # Preferred labels when the user names none, in order.
 COMPLEX_PREFERENCE = ("FWT,PHWT", "FC,PHIC", "F,PHI", "FC,PHIFC", "2FOFCWT,PH2FOFCWT")
-AMPLITUDE_PREFERENCE = ("F_EXT,SIGF_EXT", "F,SIGF", "FP,SIGFP", "F-obs,SIGF-obs", "FOBS,SIGFOBS")
+AMPLITUDE_PREFERENCE = ("F_EXT,SIGF_EXT", "F,SIGF", "FP,SIGFP", "F-obs,SIGF-obs", "FOBS,SIGFOBS",
+                        "IMEAN,SIGIMEAN", "I,SIGI", "I-obs,SIGI-obs")
 
 
 def read_arrays(path: str) -> list:
@@ -106,3 +107,80 @@ def column_values(path: str, label: str, miller_set) -> np.ndarray:
     arr = miller.array(ms, extracted.data).map_to_asu()
     lookup = dict(zip(arr.indices(), arr.data()))
     return np.array([lookup.get(h, np.nan) for h in miller_set.indices()])
+
+
+def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None):
+    """Observed |F| in the asymmetric unit from MTZ, SHELX HKLF 4 (.hkl) or mmCIF reflections.
+
+    Intensities are converted with cctbx's French-Wilson procedure (or |F| = sqrt(I)
+    when there are no sigmas); Friedel mates are averaged. ``symmetry`` (a
+    crystal.symmetry) supplies or overrides the cell and space group, which a
+    SHELX .hkl file lacks. Returns (amplitude array, description dict).
+    """
+    from cctbx import crystal
+
+    if path.lower().endswith(".hkl"):
+        if symmetry is None:
+            raise Sorry(f"{path} is a SHELX .hkl file, which has no cell or space group: give "
+                        "symmetry.unit_cell= and symmetry.space_group=.")
+        arrays = _read_shelx(path, symmetry)
+    else:
+        arrays = read_arrays(path)
+        if symmetry is not None:
+            arrays = [a.customized_copy(crystal_symmetry=crystal.symmetry(
+                unit_cell=symmetry.unit_cell() or a.unit_cell(),
+                space_group_info=symmetry.space_group_info() or a.space_group_info())) for a in arrays]
+    if labels:
+        f = find_array(arrays, labels, path)
+        if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or f.is_real_array()):
+            raise Sorry(f"Columns {labels} in {path} are not amplitudes or intensities.")
+    else:
+        f = auto_array(arrays, "amplitude", path)
+        if f is None:
+            raise Sorry(f"No amplitude or intensity columns in {path}; available: {available_labels(arrays)}. "
+                        "Anomalous differences alone (e.g. DANO) cannot be used.")
+    check_usable(f, path)
+    if f.sigmas() is not None and not np.all(np.isfinite(f.sigmas().as_numpy_array())):
+        raise Sorry(f"{path} column {f.info().label_string()} has NaN sigmas.")
+    label = f.info().label_string() if f.info() is not None else "?"
+    was_intensity = f.is_xray_intensity_array()
+    if was_intensity:
+        if f.sigmas() is not None:
+            from cctbx import french_wilson
+
+            f = french_wilson.french_wilson_scale(miller_array=f.merge_equivalents().array(), log=_null())
+        else:
+            f = f.f_sq_as_f()
+    else:
+        if np.any(f.data().as_numpy_array() < 0):
+            raise Sorry(f"{path} column {label} has negative amplitudes; are these intensities? "
+                        "Give the intensity columns instead.")
+        f = f.set_observation_type_xray_amplitude()
+    f = merged_non_anomalous(f).merge_equivalents().array().eliminate_sys_absent()
+    f = f.select(f.data() > 0)
+    if f.size() == 0:
+        raise Sorry(f"No positive amplitudes in {path}.")
+    return f, {"file": path, "labels": label, "intensities_converted": was_intensity,
+               "n_reflections": int(f.size()), "d_min": float(f.d_min()),
+               "space_group": str(f.space_group_info()),
+               "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()]}
+
+
+def _read_shelx(path, symmetry):
+    from iotbx.reflection_file_reader import any_reflection_file
+
+    if not os.path.isfile(path):
+        raise Sorry(f"Reflection file not found: {path}")
+    try:
+        arrays = any_reflection_file(f"{path}=hklf4").as_miller_arrays(crystal_symmetry=symmetry)
+    except Exception as e:  # noqa: BLE001
+        raise Sorry(f"Cannot read {path} as SHELX HKLF 4: {e}") from None
+    if not arrays:
+        raise Sorry(f"No reflections in {path}.")
+    return arrays
+
+
+def _null():
+    from libtbx.utils import null_out
+
+    return null_out()

@@ -81,6 +81,9 @@ class SimulationConfig:
             self.peptides.validate()
         elif not self.structure_files:
             raise Sorry("source=structures needs at least one structures.file=...")
+        if self.grid_step is not None and self.grid_step > self.map_d_min / 2:
+            raise Sorry(f"maps.grid_step={self.grid_step} A is coarser than half the map resolution "
+                        f"({self.map_d_min / 2:.3f} A): the maps would be aliased.")
         if self.powder.two_theta_min >= self.powder.two_theta_max:
             raise Sorry("powder.two_theta_min must be smaller than two_theta_max.")
 

@@ -1,0 +1,183 @@
+"""From observed amplitudes to a predicted density and phases with a Patterson-to-density model.
+
+1. The amplitudes are expanded to P1 and their Patterson map is computed on the
+   model's grid spacing, exactly as in training (cctbx, no F000, scaled to [-1, 1]).
+2. The network predicts the density in P1.
+3. For other space groups, the origin that makes the predicted density most
+   symmetric is found with cctbx's fast translation function and the density's
+   structure factors are symmetrised (smtbx ``f_calc_symmetrisations``, the step
+   charge flipping uses after its P1 search).
+4. Phases come from the predicted density; figures of merit from Sim weighting
+   of the agreement between the observed and the predicted amplitudes.
+5. Optionally, charge-flipping cycles (smtbx) start from the network's phases and
+   impose the observed amplitudes.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from cctbx import crystal, maptbx, miller, sgtbx
+from cctbx.array_family import flex
+from libtbx.utils import Sorry
+
+from ml_phasing import observables
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
+DEFAULT_MODEL = os.path.join(DATA_DIR, "patterson_dialanine_10A.pt")
+
+
+def check_supported(info: dict, f_obs) -> tuple:
+    """The model's grid for these data, or a Sorry that says what the model supports."""
+    cfg = info["task_config"]
+    trained_cell = cfg["unit_cell"]
+    grid = cfg["grid"]
+    step = trained_cell[0] / grid[0]
+    d_model = cfg["map_d_min"]
+    supports = (f"The model supports orthogonal cells with edges up to {max(trained_cell[:3]):.1f} A "
+                f"(trained on {trained_cell[0]:.1f} x {trained_cell[1]:.1f} x {trained_cell[2]:.1f} A, "
+                f"grid {step:.2f} A) and data to at least {d_model:.2f} A.")
+    cell = f_obs.unit_cell().parameters()
+    if any(abs(a - 90.0) > 0.01 for a in cell[3:]):
+        raise Sorry(f"The cell {tuple(round(x, 2) for x in cell)} is not orthogonal. {supports}")
+    if any(a > t * 1.02 for a, t in zip(cell[:3], trained_cell[:3])):
+        raise Sorry(f"The cell {tuple(round(x, 2) for x in cell[:3])} is too large for this model. {supports}")
+    if f_obs.d_min() > d_model * 1.01:
+        raise Sorry(f"The data stop at {f_obs.d_min():.2f} A but the model needs {d_model:.2f} A. {supports}")
+    n = tuple(int(round(a / step)) for a in cell[:3])
+    n = tuple(k + (k % 2) for k in n)  # the network halves the grid once
+    return n, d_model
+
+
+def patterson_input(f_obs_p1, n_real) -> np.ndarray:
+    """Patterson of the P1 amplitudes on a given grid, scaled to [-1, 1] (as the training data)."""
+    gridding = maptbx.crystal_gridding(unit_cell=f_obs_p1.unit_cell(), space_group_info=f_obs_p1.space_group_info(),
+                                       pre_determined_n_real=n_real)
+    patt = observables.patterson_map(f_obs_p1, gridding)
+    return observables.scale_to_unit(patt)[0]
+
+
+def run_network(model, patterson: np.ndarray, device: str) -> np.ndarray:
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(patterson, np.float32))[None, None].to(device)
+        return model(x)[0, 0].float().cpu().numpy().astype(np.float64)
+
+
+def map_to_structure_factors(density: np.ndarray, miller_set_p1):
+    data = flex.double(np.ascontiguousarray(density))
+    data.reshape(flex.grid(density.shape))
+    return miller_set_p1.structure_factors_from_map(map=data, use_scale=True, anomalous_flag=False, use_sg=False)
+
+
+def symmetrise(f_obs, f_calc_p1):
+    """(F in the space group's ASU, origin shift, symmetry CC) from a P1 prediction."""
+    if f_obs.space_group().order_z() == 1:
+        return f_calc_p1.common_set(f_obs), (0.0, 0.0, 0.0), 1.0
+    from smtbx.ab_initio.charge_flipping import f_calc_symmetrisations
+
+    best = None
+    for f_sym, shift, cc in f_calc_symmetrisations(f_obs, f_calc_p1, min_cc_peak_height=-1.0):
+        best = (f_sym, tuple(shift), float(cc))
+        break
+    if best is None:
+        raise Sorry("Could not find an origin consistent with the space group in the predicted density.")
+    f_sym, shift, cc = best
+    f_sym = f_sym.customized_copy(crystal_symmetry=f_obs.crystal_symmetry()).map_to_asu()
+    return f_sym.common_set(f_obs), shift, cc
+
+
+def sim_fom(f_obs, f_calc, n_bins: int = 10) -> np.ndarray:
+    """Sim (1959) figures of merit m = I1(X)/I0(X), X = 2|Fo||Fc| / <|Fo|^2 - |Fc|^2>_shell.
+
+    |Fc| is first scaled to |Fo| per shell by least squares; acentric form.
+    """
+    from scitbx.math import bessel_i1_over_i0
+
+    fo = f_obs.data().as_numpy_array()
+    fc = np.abs(f_calc.data().as_numpy_array())
+    d = f_obs.d_spacings().data().as_numpy_array()
+    s3 = 1 / d ** 3
+    edges = np.linspace(s3.min(), s3.max() + 1e-9, n_bins + 1)
+    shell = np.clip(np.searchsorted(edges, s3, side="right") - 1, 0, n_bins - 1)
+    m = np.zeros_like(fo)
+    for b in range(n_bins):
+        sel = shell == b
+        if not sel.any():
+            continue
+        k = (fo[sel] * fc[sel]).sum() / max((fc[sel] ** 2).sum(), 1e-30)
+        fcs = k * fc[sel]
+        sigma = max(float(np.mean(np.abs(fo[sel] ** 2 - fcs ** 2))), 1e-12)
+        x = 2 * fo[sel] * fcs / sigma
+        m[sel] = [bessel_i1_over_i0(float(v)) for v in x]
+    centric = f_obs.centric_flags().data().as_numpy_array()
+    if centric.any():  # centric: m = tanh(X/2)
+        k_all = (fo * fc).sum() / max((fc ** 2).sum(), 1e-30)
+        sigma = max(float(np.mean(np.abs(fo ** 2 - (k_all * fc) ** 2))), 1e-12)
+        m[centric] = np.tanh(fo[centric] * k_all * fc[centric] / sigma)
+    return np.clip(m, 0.0, 1.0)
+
+
+def refine_with_charge_flipping(f_obs, f_calc, cycles: int):
+    """Charge flipping (smtbx) started from the given phases, imposing the observed amplitudes.
+
+    Works in P1 on quasi-normalised amplitudes; returns F with refined phases on
+    the indices of ``f_obs`` (space-group ASU), after re-symmetrisation.
+    """
+    from smtbx.ab_initio import charge_flipping
+
+    f_p1 = f_obs.expand_to_p1()
+    phases_p1 = f_calc.expand_to_p1().common_set(f_p1)
+    f_p1 = f_p1.common_set(phases_p1)
+    norm = charge_flipping.amplitude_quasi_normalisations(f_p1)
+    it = charge_flipping.weak_reflection_improved_iterator(delta=None)
+    it.start(f_p1, flex.arg(phases_p1.data()))
+    it.normalise(norm)
+    it.delta = it.rho_map.flipped_fraction_as_delta(0.8)
+    for _ in range(cycles):
+        next(it)
+    it.denormalise(norm)
+    refined_p1 = it.f_calc
+    return symmetrise(f_obs, refined_p1)
+
+
+def density_on_grid(f_complex, n_real) -> np.ndarray:
+    gridding = maptbx.crystal_gridding(unit_cell=f_complex.unit_cell(), space_group_info=f_complex.space_group_info(),
+                                       pre_determined_n_real=n_real, symmetry_flags=maptbx.use_space_group_symmetry)
+    return observables.density_map(f_complex, gridding)
+
+
+def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0) -> dict:
+    """The whole prediction for one data set; see the module docstring."""
+    n_real, d_model = check_supported(info, f_obs)
+    f_obs = f_obs.resolution_filter(d_min=d_model)
+    p1_symmetry = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
+    f_p1 = f_obs.expand_to_p1().customized_copy(crystal_symmetry=p1_symmetry)
+    patt = patterson_input(f_p1, n_real)
+    density = run_network(model, patt, device)
+    f_pred_p1 = map_to_structure_factors(density, f_p1)
+    f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
+    f_obs_c = f_obs.common_set(f_pred)
+    f_pred = f_pred.common_set(f_obs_c)
+    scale = float((f_obs_c.data().as_numpy_array() * np.abs(f_pred.data().as_numpy_array())).sum()
+                  / max((np.abs(f_pred.data().as_numpy_array()) ** 2).sum(), 1e-30))
+    f_pred = f_pred.customized_copy(data=f_pred.data() * scale)
+    result = {"f_obs": f_obs_c, "f_pred": f_pred, "origin_shift": shift, "symmetry_cc": sym_cc,
+              "network_density": density, "grid": n_real, "d_min": d_model, "scale": scale}
+    fom = sim_fom(f_obs_c, f_pred)
+    result["fom_network"] = fom
+    result["phases"] = f_pred
+    if refinement_cycles > 0:
+        refined, _, cc = refine_with_charge_flipping(f_obs_c, f_pred, refinement_cycles)
+        refined = refined.common_set(f_obs_c)
+        result["phases"] = refined.customized_copy(
+            data=flex.polar(f_obs_c.common_set(refined).data(), flex.arg(refined.data())))
+        result["refinement_symmetry_cc"] = cc
+    result["fom"] = sim_fom(f_obs_c.common_set(result["phases"]), result["phases"])
+    result["mean_fom"] = float(np.mean(result["fom"]))
+    result["r_factor_network"] = float(np.sum(np.abs(f_obs_c.data().as_numpy_array()
+                                                     - np.abs(f_pred.data().as_numpy_array())))
+                                       / np.sum(f_obs_c.data().as_numpy_array()))
+    return result
+
+

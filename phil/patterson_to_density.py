@@ -1,0 +1,37 @@
+"""PHIL parameters of ml_phasing.patterson_to_density."""
+
+phil_str = """
+include scope ml_phasing.phil.common.phil_scope
+input {
+  file = None
+    .type = path
+    .help = "Amplitudes or intensities: MTZ, SHELX HKLF 4 .hkl (with symmetry.*) or mmCIF \\
+             reflections. May also be given as the first argument."
+  labels = None
+    .type = str
+    .help = "Columns to use, e.g. FP,SIGFP or I,SIGI (default: the obvious ones)."
+}
+symmetry {
+  unit_cell = None
+    .type = unit_cell
+    .help = "Unit cell, for files without one (SHELX .hkl) or to override."
+  space_group = None
+    .type = space_group
+    .help = "Space group, for files without one or to override."
+}
+model = None
+  .type = path
+  .help = "Model file from ml_phasing.train (default: the model shipped with the package, \\
+           dialanine in 10 A cells at 1.5 A)."
+refinement {
+  cycles = 0
+    .type = int(value_min=0)
+    .help = "Charge-flipping cycles (smtbx) started from the network's phases, imposing \\
+             the observed amplitudes. 0: off (the benchmark shows they do not help yet)."
+}
+output {
+  write_map = True
+    .type = bool
+    .help = "Write <prefix>_density.ccp4."
+}
+"""

@@ -1,0 +1,186 @@
+"""ml_phasing.patterson_to_density with the shipped model, as a crystallographer runs it."""
+import json
+import os
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import assert_clean_exit, run_script
+from ml_phasing.density_prediction import DEFAULT_MODEL
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("p2d")
+    assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=2", "write_examples=2",
+                                 "d_min_low=1.5", "d_min_high=1.5", "random_seed=99", "output.directory=sim",
+                                 cwd=base))
+    shutil.copy(base / "sim" / "examples" / "example_00000.mtz", base / "data.mtz")
+    return base
+
+
+def test_shipped_model_is_in_the_package():
+    assert os.path.isfile(DEFAULT_MODEL)
+    assert os.path.getsize(DEFAULT_MODEL) < 20 * 1024 * 1024
+    from ml_phasing.model_file import load_model
+
+    model, info = load_model(DEFAULT_MODEL, task="patterson_to_density")
+    assert info["task_config"]["grid"] == [20, 20, 20]
+    assert info["metrics"]["median_map_cc"] > 0.5  # recorded when it was trained (docs/models.md)
+
+
+def test_main_job_with_no_other_argument(data):
+    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", "--overwrite", cwd=data)
+    assert_clean_exit(proc)
+    for name in ("data_p2d.mtz", "data_p2d_density.ccp4", "data_p2d.json", "data_p2d.log"):
+        assert (data / name).stat().st_size > 0
+    summary = json.loads((data / "data_p2d.json").read_text())
+    assert summary["grid"] == [20, 20, 20] and 0 <= summary["mean_fom"] <= 1
+    log = (data / "data_p2d.log").read_text()
+    assert "random_seed: 0" in log and "device: cpu" in log
+
+
+def test_outputs_open_in_gemmi_and_iotbx(data):
+    import gemmi
+    import iotbx.mtz
+
+    if not (data / "data_p2d.mtz").exists():
+        assert_clean_exit(run_script("ml_phasing.patterson_to_density", "data.mtz", "--overwrite", cwd=data))
+    mtz = gemmi.read_mtz_file(str(data / "data_p2d.mtz"))
+    labels = [c.label for c in mtz.columns]
+    assert labels == ["H", "K", "L", "F", "SIGF", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC"]
+    assert [mtz.column_with_label(x).type for x in ("F", "SIGF", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC")] == \
+        ["F", "Q", "F", "P", "P", "W", "F", "P"]
+    fom = np.array(mtz.column_with_label("FOM"))
+    assert np.all((fom >= 0) & (fom <= 1))
+    iotbx_labels = [a.info().label_string() for a in iotbx.mtz.object(str(data / "data_p2d.mtz")).as_miller_arrays()]
+    assert "FWT,PHWT" in iotbx_labels and "FC,PHIC" in iotbx_labels
+    written = gemmi.read_ccp4_map(str(data / "data_p2d_density.ccp4"))
+    written.setup(float("nan"))
+    dens = np.array(written.grid, copy=False)
+    # A map gemmi makes from FWT/PHWT correlates with the written density (same phases,
+    # amplitudes m*Fobs versus the density's own |FC|).
+    fwt_map = np.array(mtz.transform_f_phi_to_map("FWT", "PHWT", exact_size=list(dens.shape)), copy=False)
+    assert np.corrcoef(fwt_map.ravel(), dens.ravel())[0, 1] > 0.5
+    fc_map = np.array(mtz.transform_f_phi_to_map("FC", "PHIC", exact_size=list(dens.shape)), copy=False)
+    assert np.corrcoef(fc_map.ravel(), dens.ravel())[0, 1] > 0.999
+
+
+def test_evaluate_against_truth(data):
+    """The shipped model's phases are better than random on a held-out dialanine."""
+    if not (data / "data_p2d.mtz").exists():
+        assert_clean_exit(run_script("ml_phasing.patterson_to_density", "data.mtz", "--overwrite", cwd=data))
+    proc = run_script("ml_phasing.evaluate", "reference.file=data.mtz", "reference.labels=FC,PHIC",
+                      "prediction.file=data_p2d.mtz", "prediction.labels=FWT,PHWT", "--json", "--overwrite",
+                      cwd=data)
+    assert_clean_exit(proc)
+    r = json.loads((data / "evaluate_result.json").read_text())["predictions"][0]
+    assert r["phases"]["overall"]["f_weighted_phase_error"] < 80  # random phases read ~90
+
+
+def test_space_group_data_are_expanded_and_symmetrised(data, tmp_path):
+    """P21 data in a 10 A cell: expanded to P1 for the network, symmetrised back."""
+    args = ["n_examples=1", "write_examples=1", "d_min_low=1.5", "d_min_high=1.5",
+            "random_atoms.space_groups=P21", "random_atoms.n_atoms_min=5", "random_atoms.n_atoms_max=5",
+            "random_atoms.volume_per_atom_min=180", "random_atoms.volume_per_atom_max=180",
+            "output.directory=sg"]
+    assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=tmp_path))
+    mtz = tmp_path / "sg" / "examples" / "example_00000.mtz"
+    import iotbx.mtz
+    cell = iotbx.mtz.object(str(mtz)).crystals()[0].unit_cell().parameters()
+    if any(abs(a - 90) > 0.01 for a in cell[3:]) or max(cell[:3]) > 10.2:
+        proc = run_script("ml_phasing.patterson_to_density", str(mtz), cwd=tmp_path)
+        assert_clean_exit(proc, 1)
+        assert "supports" in proc.stderr
+        return
+    proc = run_script("ml_phasing.patterson_to_density", str(mtz), "--json", cwd=tmp_path)
+    assert_clean_exit(proc)
+    res = json.loads((tmp_path / "patterson_to_density_result.json").read_text())
+    assert "symmetry_cc" in res
+
+
+@pytest.fixture(scope="module")
+def bad_files(data):
+    full = (data / "data.mtz").read_bytes()
+    (data / "truncated.mtz").write_bytes(full[: len(full) // 2])
+    import iotbx.mtz
+    from cctbx.array_family import flex
+    from ml_phasing.map_io import write_mtz
+
+    arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(data / "data.mtz")).as_miller_arrays()}
+    f = arrays["F,SIGF"]
+    write_mtz(str(data / "phases_only.mtz"), [(arrays["FC,PHIC"], "FC")], rename={"PHIFC": "PHIC"})
+    neg = f.customized_copy(data=f.data() * -1.0)
+    write_mtz(str(data / "negative.mtz"), [(neg, "F")])
+    nan = f.data().deep_copy()
+    nan[3] = float("nan")
+    write_mtz(str(data / "nan.mtz"), [(f.customized_copy(data=nan), "F")])
+    from cctbx import crystal
+    big = f.customized_copy(crystal_symmetry=crystal.symmetry((20, 20, 20, 90, 90, 90), "P1"))
+    write_mtz(str(data / "big.mtz"), [(big, "F")])
+    low = f.resolution_filter(d_min=2.5)
+    write_mtz(str(data / "lowres.mtz"), [(low, "F")])
+    with open(data / "data.hkl", "w") as fh:
+        f.f_as_f_sq().export_as_shelx_hklf(fh, normalise_if_format_overflow=True)
+    return data
+
+
+@pytest.mark.parametrize("args, message", [
+    (["phases_only.mtz"], "No amplitude or intensity columns"),
+    (["truncated.mtz"], "Cannot read"),
+    (["negative.mtz"], "negative amplitudes"),
+    (["nan.mtz"], "NaN"),
+    (["big.mtz"], "too large for this model"),
+    (["lowres.mtz"], "model needs 1.50 A"),
+    (["data.hkl"], "no cell or space group"),
+    (["data.mtz", "input.labels=FOO,SIGFOO"], "available: F,SIGF"),
+    (["missing.mtz"], "not found"),
+])
+def test_bad_input_gives_one_sorry_and_no_files(bad_files, args, message):
+    prefix = "bad_" + args[0].split(".")[0]
+    proc = run_script("ml_phasing.patterson_to_density", *args, f"output.prefix={prefix}", cwd=bad_files)
+    assert_clean_exit(proc, 1)
+    assert proc.stderr.lstrip().startswith("Sorry:") and message in proc.stderr, proc.stderr
+    assert not list(bad_files.glob(f"{prefix}*"))
+
+
+def test_model_for_another_task(bad_files, tmp_path):
+    import torch
+    from ml_phasing.model_file import save_model
+    from ml_phasing.models import MLP
+
+    net = MLP(in_shape=(1, 3, 3, 3), out_shape=(1, 3, 3, 3), hidden=(2,))
+    save_model(str(tmp_path / "other.pt"), net, "mlp", {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3],
+                                                          "hidden": [2], "dropout": 0.0},
+               {"task": "intensity_to_density"})
+    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", f"model={tmp_path / 'other.pt'}",
+                      "output.prefix=other", cwd=bad_files)
+    assert_clean_exit(proc, 1)
+    assert "not 'patterson_to_density'" in proc.stderr
+    del torch
+
+
+def test_shelx_hkl_with_symmetry(bad_files):
+    proc = run_script("ml_phasing.patterson_to_density", "data.hkl", "symmetry.unit_cell=10,10,10,90,90,90",
+                      "symmetry.space_group=P1", "output.prefix=hkl", "--overwrite", cwd=bad_files)
+    assert_clean_exit(proc)
+    assert "French-Wilson" in proc.stdout  # SHELX HKLF 4 holds intensities
+
+
+def _help_examples():
+    from ml_phasing.programs.patterson_to_density import Program
+
+    text = Program.description.replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip().startswith("ml_phasing.patterson_to_density ")]
+
+
+@pytest.mark.parametrize("command", _help_examples())
+def test_help_examples_validate(bad_files, command, tmp_path):
+    shutil.copy(bad_files / "data.mtz", tmp_path / "data.mtz")
+    shutil.copy(bad_files / "data.hkl", tmp_path / "data.hkl")
+    shutil.copy(DEFAULT_MODEL, tmp_path / "my_model.pt")
+    command = command.replace("input.labels=FP,SIGFP", "input.labels=F,SIGF")  # our file's labels
+    proc = run_script("ml_phasing.patterson_to_density", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
+    assert_clean_exit(proc)
