@@ -129,16 +129,21 @@ def refine_with_charge_flipping(f_obs, f_calc, cycles: int):
     f_p1 = f_obs.expand_to_p1()
     phases_p1 = f_calc.expand_to_p1().common_set(f_p1)
     f_p1 = f_p1.common_set(phases_p1)
-    norm = charge_flipping.amplitude_quasi_normalisations(f_p1)
+    norm = charge_flipping.amplitude_quasi_normalisations(f_p1).common_set(f_p1)
+    # smtbx's iterator.normalise() fails on its complex f_calc (cctbx 2025.11: complex /= real),
+    # so the amplitudes are quasi-normalised before starting instead.
+    e_p1 = f_p1.customized_copy(data=f_p1.data() / norm.data(), sigmas=None)
     it = charge_flipping.weak_reflection_improved_iterator(delta=None)
-    it.start(f_p1, flex.arg(phases_p1.data()))
-    it.normalise(norm)
+    it.start(e_p1, flex.arg(phases_p1.data()))
     it.delta = it.rho_map.flipped_fraction_as_delta(0.8)
     for _ in range(cycles):
         next(it)
-    it.denormalise(norm)
-    refined_p1 = it.f_calc
-    return symmetrise(f_obs, refined_p1)
+    # The structure factors of the last flipped density (smtbx keeps them in _g), on the
+    # amplitude scale of the data: their phases are the refined phases, their moduli
+    # give the figures of merit.
+    g = it._g.common_set(norm)
+    g = g.customized_copy(data=g.data() * norm.common_set(g).data())
+    return symmetrise(f_obs, g)
 
 
 def density_on_grid(f_complex, n_real) -> np.ndarray:
@@ -167,13 +172,13 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
     fom = sim_fom(f_obs_c, f_pred)
     result["fom_network"] = fom
     result["phases"] = f_pred
+    model_f = f_pred
     if refinement_cycles > 0:
         refined, _, cc = refine_with_charge_flipping(f_obs_c, f_pred, refinement_cycles)
-        refined = refined.common_set(f_obs_c)
-        result["phases"] = refined.customized_copy(
-            data=flex.polar(f_obs_c.common_set(refined).data(), flex.arg(refined.data())))
+        model_f = refined.common_set(f_obs_c)
+        result["phases"] = model_f
         result["refinement_symmetry_cc"] = cc
-    result["fom"] = sim_fom(f_obs_c.common_set(result["phases"]), result["phases"])
+    result["fom"] = sim_fom(f_obs_c.common_set(model_f), model_f)
     result["mean_fom"] = float(np.mean(result["fom"]))
     result["r_factor_network"] = float(np.sum(np.abs(f_obs_c.data().as_numpy_array()
                                                      - np.abs(f_pred.data().as_numpy_array())))
