@@ -94,3 +94,13 @@ def test_transformer_forward_backward_padding():
         a = net(idx[:1], values[:1], measured[:1], torch.full((1, 9), 0.1), cell[:1], padding[:1])
         b = net(idx[:1], values[:1], measured[:1], torch.full((1, 9), 0.1), cell[1:], padding[:1])
     assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("module", ["unet3d", "patterson_unet", "mlp", "fft_unet", "xrd_transformer"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"ml_phasing.models.{module}")
+    result = doctest.testmod(mod, extraglobs={"torch": torch})
+    assert result.attempted > 0 and result.failed == 0

@@ -47,3 +47,35 @@ def check_grid(x: torch.Tensor, multiple: int, name: str) -> None:
     if bad:
         raise ValueError(f"{name}: grid {tuple(x.shape[2:])} must be divisible by {multiple} "
                          "(2**depth); choose another grid or depth")
+
+
+class UNetBody(nn.Module):
+    """The U-Net skeleton shared by UNet3D and FFTUNet3D: levels built from ``block(cin, cout)``.
+
+    Encoder: block at each level with 2x max-pooling between levels; decoder:
+    transposed-convolution upsampling, concatenation with the skip, block.
+    """
+
+    def __init__(self, block, in_channels: int, depth: int, base_channels: int):
+        super().__init__()
+        self.depth = depth
+        ch = [base_channels * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList([block(in_channels, ch[0])])
+        for i in range(depth):
+            self.down.append(block(ch[i], ch[i + 1]))
+        self.up = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for i in reversed(range(depth)):
+            self.up.append(nn.ConvTranspose3d(ch[i + 1], ch[i], 2, stride=2))
+            self.dec.append(block(2 * ch[i], ch[i]))
+        self.out_channels = ch[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else nn.functional.max_pool3d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(self.up, self.dec):
+            x = dec(torch.cat([up(x), skips.pop()], dim=1))
+        return x

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ml_phasing.models.blocks import DoubleConv, check_grid, output_activation
+from ml_phasing.models.blocks import DoubleConv, UNetBody, check_grid, output_activation
 
 
 class FourierBranch(nn.Module):
@@ -67,25 +66,11 @@ class FFTUNet3D(nn.Module):
                  fft_layers: int = 2, norm: str = "instance", out_activation: str = "relu"):
         super().__init__()
         self.depth = depth
-        ch = [base_channels * 2 ** i for i in range(depth + 1)]
-        self.down = nn.ModuleList([ResFBlock(in_channels, ch[0], norm, fft_layers)])
-        for i in range(depth):
-            self.down.append(ResFBlock(ch[i], ch[i + 1], norm, fft_layers))
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose3d(ch[i + 1], ch[i], 2, stride=2))
-            self.dec.append(ResFBlock(2 * ch[i], ch[i], norm, fft_layers))
-        self.head = nn.Conv3d(ch[0], out_channels, 1)
+        self.body = UNetBody(lambda cin, cout: ResFBlock(cin, cout, norm, fft_layers),
+                             in_channels, depth, base_channels)
+        self.head = nn.Conv3d(self.body.out_channels, out_channels, 1)
         self.act = output_activation(out_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_grid(x, 2 ** self.depth, "FFTUNet3D")
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else F.max_pool3d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for up, dec in zip(self.up, self.dec):
-            x = dec(torch.cat([up(x), skips.pop()], dim=1))
-        return self.act(self.head(x))
+        return self.act(self.head(self.body(x)))

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml_phasing.models.blocks import DoubleConv, check_grid, output_activation
+from ml_phasing.models.blocks import DoubleConv, UNetBody, check_grid, output_activation
 
 
 class UNet3D(nn.Module):
@@ -37,28 +37,14 @@ class UNet3D(nn.Module):
         super().__init__()
         self.depth = depth
         self.out_shape = tuple(out_shape) if out_shape else None
-        ch = [base_channels * 2 ** i for i in range(depth + 1)]
-        self.down = nn.ModuleList([DoubleConv(in_channels, ch[0], norm, padding_mode)])
-        for i in range(depth):
-            self.down.append(DoubleConv(ch[i], ch[i + 1], norm, padding_mode))
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose3d(ch[i + 1], ch[i], 2, stride=2))
-            self.dec.append(DoubleConv(2 * ch[i], ch[i], norm, padding_mode))
-        self.head = nn.Conv3d(ch[0], out_channels, 1)
+        self.body = UNetBody(lambda cin, cout: DoubleConv(cin, cout, norm, padding_mode),
+                             in_channels, depth, base_channels)
+        self.head = nn.Conv3d(self.body.out_channels, out_channels, 1)
         self.act = output_activation(out_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_grid(x, 2 ** self.depth, "UNet3D")
-        skips = []
-        for i, block in enumerate(self.down):
-            x = block(x if i == 0 else F.max_pool3d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for up, dec in zip(self.up, self.dec):
-            x = dec(torch.cat([up(x), skips.pop()], dim=1))
-        x = self.head(x)
+        x = self.head(self.body(x))
         if self.out_shape and tuple(x.shape[2:]) != self.out_shape:
             x = F.interpolate(x, size=self.out_shape, mode="trilinear", align_corners=False)
         return self.act(x)
