@@ -108,10 +108,17 @@ def test_map_against_map(data):
     (["reference.file=sim/examples/example_00000.mtz", "prediction.file=sim/examples/example_00000_density.ccp4",
       "d_min=40"], "No reflections in common"),
     (["prediction.file=shifted.mtz"], "reference.file"),
+    (["reference.file=sim/examples/example_00000_density.ccp4",
+      "prediction.file=sim/examples/example_00000_patterson_coarse.ccp4"], "different grids"),
 ])
 def test_bad_input_gives_sorry(data, args, message):
     full = (data / "shifted.mtz").read_bytes()
     (data / "truncated.mtz").write_bytes(full[: len(full) // 3])
+    from ml_phasing.map_io import read_ccp4_map, write_ccp4_map
+    from cctbx import uctbx
+    m, cell = read_ccp4_map(str(data / "sim" / "examples" / "example_00000_density.ccp4"))
+    write_ccp4_map(str(data / "sim" / "examples" / "example_00000_patterson_coarse.ccp4"),
+                   uctbx.unit_cell(cell), m[::2, ::2, ::2].copy())
     proc = run_script("ml_phasing.evaluate", *args, "--overwrite", "output.prefix=bad", cwd=data)
     assert_clean_exit(proc, 1)
     assert proc.stderr.lstrip().startswith("Sorry:") and message in proc.stderr, proc.stderr
