@@ -14,12 +14,40 @@ import os
 import platform
 import sys
 
-from iotbx.cli_parser import run_program
+from iotbx.cli_parser import CCTBXParser, run_program
 from libtbx.utils import Sorry
 
 from ml_phasing.version import __version__
 
 ISSUES_URL = "https://github.com/ml-phasing/ml_phasing/issues"
+
+
+class Parser(CCTBXParser):
+    """iotbx's parser, remembering the files it could not recognise.
+
+    iotbx only prints "Files not used by program" for a damaged or unknown file;
+    programs read ``data_manager.unrecognised_files`` to say why instead. SHELX
+    .hkl files are left to the programs too (they are HKLF 4 and need the
+    symmetry parameters, which iotbx's reader would ask about first).
+    """
+
+    def process_files(self, file_list, message="Processing files:"):
+        from iotbx.data_manager import data_manager_type
+        from iotbx.file_reader import any_file
+
+        shelx = [f for f in file_list if f.lower().endswith(".hkl")]
+        file_list = [f for f in file_list if f not in shelx]
+        try:
+            super().process_files(file_list, message)
+        except Sorry:
+            raise
+        except Exception as e:  # noqa: BLE001 - iotbx raises RuntimeError etc. for damaged data
+            text = str(e).replace("cctbx Error: ", "").splitlines()[0]
+            raise Sorry(f"Cannot read {', '.join(file_list)} (damaged, or NaN/missing values where a "
+                        f"sigma is given): {text}") from None
+        unused = [f for f in file_list
+                  if not hasattr(self.data_manager, f"process_{data_manager_type.get(any_file(f).file_type)}_file")]
+        self.data_manager.unrecognised_files = shelx + unused
 
 
 def run_cli(program_class, args=None) -> int:
@@ -30,7 +58,7 @@ def run_cli(program_class, args=None) -> int:
     if args is None:
         args = sys.argv[1:]
     try:
-        run_program(program_class=program_class, args=list(args))
+        run_program(program_class=program_class, parser_class=Parser, args=list(args))
     except Sorry as e:
         sys.stdout.flush()
         print(f"Sorry: {e}".rstrip(), file=sys.stderr)

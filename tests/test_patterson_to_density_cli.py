@@ -80,25 +80,31 @@ def test_evaluate_against_truth(data):
     assert r["phases"]["overall"]["f_weighted_phase_error"] < 80  # random phases read ~90
 
 
-def test_space_group_data_are_expanded_and_symmetrised(data, tmp_path):
-    """P21 data in a 10 A cell: expanded to P1 for the network, symmetrised back."""
-    args = ["n_examples=1", "write_examples=1", "d_min_low=1.5", "d_min_high=1.5",
-            "random_atoms.space_groups=P21", "random_atoms.n_atoms_min=5", "random_atoms.n_atoms_max=5",
-            "random_atoms.volume_per_atom_min=180", "random_atoms.volume_per_atom_max=180",
-            "output.directory=sg"]
-    assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=tmp_path))
-    mtz = tmp_path / "sg" / "examples" / "example_00000.mtz"
-    import iotbx.mtz
-    cell = iotbx.mtz.object(str(mtz)).crystals()[0].unit_cell().parameters()
-    if any(abs(a - 90) > 0.01 for a in cell[3:]) or max(cell[:3]) > 10.2:
-        proc = run_script("ml_phasing.patterson_to_density", str(mtz), cwd=tmp_path)
-        assert_clean_exit(proc, 1)
-        assert "supports" in proc.stderr
-        return
-    proc = run_script("ml_phasing.patterson_to_density", str(mtz), "--json", cwd=tmp_path)
+def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
+    """P21 data in an orthogonal 9.5 A cell: expanded to P1 for the network, symmetrised back."""
+    from cctbx import crystal, xray
+    from cctbx.array_family import flex
+    from ml_phasing.map_io import write_mtz
+
+    cs = crystal.symmetry((9.5, 9.0, 9.8, 90, 90, 90), "P21")
+    sites = [("C1", (0.1, 0.2, 0.3)), ("N2", (0.25, 0.3, 0.15)), ("O3", (0.3, 0.05, 0.4)), ("C4", (0.05, 0.1, 0.1))]
+    xs = xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(
+        [xray.scatterer(label, site, u=0.1, scattering_type=label[0]) for label, site in sites]))
+    fc = xs.structure_factors(d_min=1.5, algorithm="direct").f_calc()
+    f = fc.as_amplitude_array()
+    f = f.customized_copy(sigmas=f.data() * 0.01 + 0.1)
+    write_mtz(str(tmp_path / "p21.mtz"), [(f, "F"), (fc, "FC")], rename={"PHIFC": "PHIC"})
+    proc = run_script("ml_phasing.patterson_to_density", "p21.mtz", "--json", cwd=tmp_path)
     assert_clean_exit(proc)
+    assert "Origin consistent with P 1 21 1" in proc.stdout
     res = json.loads((tmp_path / "patterson_to_density_result.json").read_text())
-    assert "symmetry_cc" in res
+    assert -1 <= res["symmetry_cc"] <= 1 and res["grid"] == [20, 18, 20]
+    import iotbx.mtz
+    out = {a.info().label_string(): a for a in iotbx.mtz.object(str(tmp_path / "p21_p2d.mtz")).as_miller_arrays()}
+    fwt = out["FWT,PHWT"]
+    assert str(fwt.space_group_info()) == "P 1 21 1" and fwt.size() == f.size()
+    # Symmetrised phases obey the space group: centric reflections have phases 0 or 180 (+ shift).
+    assert fwt.centric_flags().data().count(True) > 0
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +142,7 @@ def bad_files(data):
     (["lowres.mtz"], "model needs 1.50 A"),
     (["data.hkl"], "no cell or space group"),
     (["data.mtz", "input.labels=FOO,SIGFOO"], "available: F,SIGF"),
-    (["missing.mtz"], "not found"),
+    (["missing.mtz"], "missing.mtz"),
 ])
 def test_bad_input_gives_one_sorry_and_no_files(bad_files, args, message):
     prefix = "bad_" + args[0].split(".")[0]

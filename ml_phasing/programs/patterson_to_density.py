@@ -59,6 +59,9 @@ Examples:
         names = self.data_manager.get_miller_array_names() if self.data_manager else []
         if path is None and names:
             path = names[0]
+        unrecognised = getattr(self.data_manager, "unrecognised_files", [])
+        if path is None and unrecognised:
+            path = unrecognised[0]  # reading it says what is wrong with it
         return path
 
     def validate(self):
