@@ -100,7 +100,7 @@ def load_reference(params) -> Reference:
         return Reference(path, "model", structure=xs, symmetry=xs.crystal_symmetry())
     arrays = reflection_io.read_arrays(path)
     if override is not None:
-        arrays = [a.customized_copy(crystal_symmetry=override) for a in arrays]
+        arrays = [a.customized_copy(crystal_symmetry=override).set_info(a.info()) for a in arrays]
     if r.labels:
         f = reflection_io.find_array(arrays, r.labels, path)
     else:
@@ -128,7 +128,7 @@ def load_prediction(path: str, params) -> Prediction:
         return Prediction(path, "map", map=data, symmetry=sym)
     arrays = reflection_io.read_arrays(path)
     if override is not None:
-        arrays = [a.customized_copy(crystal_symmetry=override) for a in arrays]
+        arrays = [a.customized_copy(crystal_symmetry=override).set_info(a.info()) for a in arrays]
     if p.labels:
         f = reflection_io.find_array(arrays, p.labels, path)
     elif p.phase_label:

@@ -127,9 +127,9 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     else:
         arrays = read_arrays(path)
         if symmetry is not None:
-            arrays = [a.customized_copy(crystal_symmetry=crystal.symmetry(
-                unit_cell=symmetry.unit_cell() or a.unit_cell(),
-                space_group_info=symmetry.space_group_info() or a.space_group_info())) for a in arrays]
+            arrays = [a.customized_copy(crystal_symmetry=combined_symmetry(
+                symmetry.unit_cell() or a.unit_cell(), symmetry.space_group_info() or a.space_group_info())
+            ).set_info(a.info()) for a in arrays]
     if labels:
         f = find_array(arrays, labels, path)
         if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or f.is_real_array()):
@@ -164,6 +164,17 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
                "n_reflections": int(f.size()), "d_min": float(f.d_min()),
                "space_group": str(f.space_group_info()),
                "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()]}
+
+
+def combined_symmetry(unit_cell, space_group_info):
+    """crystal.symmetry, with a Sorry when the space group does not fit the cell."""
+    from cctbx import crystal
+
+    try:
+        return crystal.symmetry(unit_cell=unit_cell, space_group_info=space_group_info)
+    except AssertionError:
+        raise Sorry(f"Space group {space_group_info} does not fit the unit cell "
+                    f"{tuple(round(x, 3) for x in unit_cell.parameters())}.") from None
 
 
 def _read_shelx(path, symmetry):

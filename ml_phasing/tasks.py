@@ -188,7 +188,8 @@ class ExtendResolution:
     def from_dataset(cls, dataset, tokens: bool = False) -> dict:
         lo, hi = dataset.hkl_box
         meta = dataset.meta(0)
-        return {"task": cls.name, "normalisation": "max_measured", "representation": "tokens" if tokens else "dense",
+        numbers = sorted({int(dataset.meta(i)["space_group_number"]) for i in range(len(dataset))})
+        return {"task": cls.name, "space_group_numbers": numbers, "normalisation": "max_measured", "representation": "tokens" if tokens else "dense",
                 "hkl_box_min": [int(x) for x in lo], "hkl_box_max": [int(x) for x in hi],
                 "d_min_low": meta["d_min_low"], "d_min_high": meta["d_min_high"],
                 "dataset_parameters": dataset.manifest["parameters"], "in_channels": 4, "out_channels": 1,

@@ -88,7 +88,8 @@ Examples:
         sym = None
         s = self.params.symmetry
         if s.unit_cell is not None or s.space_group is not None:
-            sym = crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group)
+            sym = crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group,
+                                   assert_is_compatible_unit_cell=False)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
         self.model, self.model_info = load_model(self.model_path, task="patterson_to_density", device=self.device)
         density_prediction.check_supported(self.model_info, self.f_obs)

@@ -1,0 +1,161 @@
+"""ml_phasing.extend_resolution: predict unmeasured high-resolution amplitudes and phase them."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from cctbx import crystal, xray
+from cctbx.array_family import flex
+from libtbx.program_template import ProgramTemplate
+from libtbx.utils import Sorry
+
+from ml_phasing import map_io, reflection_io, resolution_extension, shelx_io
+from ml_phasing.atomic_io import write_text
+from ml_phasing.metrics.atoms import peak_sites
+from ml_phasing.model_file import load_model
+from ml_phasing.phil.extend_resolution import phil_str
+from ml_phasing.program_support import LogFile, log_header, resolve_device
+from ml_phasing.version import __version__
+
+
+class Program(ProgramTemplate):
+    program_name = "ml_phasing.extend_resolution"
+    version = __version__
+    description = """
+Predict the amplitudes a crystal would show beyond its measured resolution
+(Khaibrakhmanov thesis), so that a classical ab initio method can phase them.
+
+The measured amplitudes (intensities via French-Wilson) pass through
+unchanged; every other reflection of the asymmetric unit to d_min_target gets
+a predicted amplitude with an uncertainty (the model's validation R times the
+amplitude); systematic absences are never written. solve=True runs cctbx/smtbx
+charge flipping on the extended data (or, with solve_data=measured, on the
+measured data alone: the baseline).
+
+Outputs (output.prefix, default the input name + "_ext"):
+  <prefix>.mtz   F,SIGF (measured, unchanged), F_EXT,SIGF_EXT (all reflections to
+                 d_min_target), PREDICTED (1 = predicted, 0 = measured)
+  <prefix>.hkl   SHELX HKLF 4 (F^2, sigma), <prefix>.ins beside it: run shelxt <prefix>
+  with solve=True: <prefix>_solution.mtz (FWT,PHWT), <prefix>_solution.ccp4,
+                 <prefix>_solution.pdb and <prefix>_solution.res (map peaks)
+  <prefix>.log, <prefix>.json
+
+Examples:
+
+  ml_phasing.extend_resolution data.mtz model=ext_model.pt
+  ml_phasing.extend_resolution data.mtz model=ext_model.pt composition="C10 N2 O2" solve=True
+  ml_phasing.extend_resolution data.mtz model=ext_model.pt solve=True solve_data=measured \\
+      output.prefix=baseline
+"""
+    datatypes = ["miller_array", "phil"]
+    master_phil_str = phil_str
+
+    def validate(self):
+        path = self.params.input.file
+        names = self.data_manager.get_miller_array_names() if self.data_manager else []
+        unrecognised = getattr(self.data_manager, "unrecognised_files", [])
+        path = path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+        if path is None:
+            raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
+        if not os.path.isfile(path):
+            raise Sorry(f"File not found: {path}")
+        if self.params.model is None:
+            raise Sorry("model= is required: a model file from ml_phasing.train task=extend_resolution.")
+        self.input_path = path
+        stem = os.path.splitext(os.path.basename(path))[0]
+        self.prefix = self.params.output.prefix or f"{stem}_ext"
+        outs = [f"{self.prefix}{s}" for s in (".mtz", ".hkl", ".ins", ".json")]
+        if self.params.solve:
+            outs += [f"{self.prefix}_solution{s}" for s in (".mtz", ".ccp4", ".pdb", ".res")]
+        if not self.params.output.overwrite and any(os.path.exists(p) for p in outs):
+            raise Sorry(f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose "
+                        "output.prefix.")
+        self.device = resolve_device(self.params.device)
+        s = self.params.symmetry
+        sym = None
+        if s.unit_cell is not None or s.space_group is not None:
+            sym = crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group,
+                                   assert_is_compatible_unit_cell=False)
+        self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
+        self.model, self.model_info = load_model(self.params.model, task="extend_resolution", device=self.device)
+        resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
+        cs = self.f_obs.crystal_symmetry()
+        if self.params.composition:
+            self.composition = shelx_io.parse_composition(self.params.composition)
+            shelx_io.check_composition(cs, self.composition)
+        else:
+            self.composition = shelx_io.estimate_composition(cs)
+
+    def run(self):
+        log = LogFile(self, f"{self.prefix}.log")
+        try:
+            self._run()
+        finally:
+            log.close(self)
+
+    def _run(self):
+        log_header(self, self.params.random_seed, self.device)
+        out = self.logger
+        i = self.input_info
+        print(f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}), {i['space_group']}, "
+              f"d_min {i['d_min']:.2f} A", file=out)
+        r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target,
+                                        self.device)
+        print(f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "
+              f"(sigma = {r['relative_sigma']:.2f} x F for predicted)", file=out)
+        files = []
+        ext = r["extended"]
+        mtz = f"{self.prefix}.mtz"
+        map_io.write_mtz(mtz, [(r["measured_f"], "F"), (ext, "F_EXT"), (r["predicted"], "PREDICTED", "I")],
+                         title="ml_phasing.extend_resolution")
+        files.append(mtz)
+        shelx_io.write_hkl(f"{self.prefix}.hkl", ext)
+        shelx_io.write_ins(f"{self.prefix}.ins", ext.crystal_symmetry(), self.composition,
+                           title=f"{self.prefix} extended by ml_phasing", wavelength=self.params.wavelength)
+        files += [f"{self.prefix}.hkl", f"{self.prefix}.ins"]
+        self.result = {"input": i, "model": os.path.abspath(self.params.model), "d_min_target": r["d_min_target"],
+                       "n_measured": r["n_measured"], "n_predicted": r["n_predicted"],
+                       "composition_asu": self.composition, "files": files}
+        if self.params.solve:
+            data = ext if self.params.solve_data == "extended" else r["measured_f"]
+            f_sol, merit = resolution_extension.charge_flip(data, seed=self.params.random_seed)
+            self.result["solution"] = merit
+            if f_sol is None:
+                print("Charge flipping found no solution.", file=out)
+            else:
+                files += self._write_solution(f_sol, data)
+                print(f"Charge flipping: symmetry CC {merit['symmetry_cc']:.3f}", file=out)
+        for f in files:
+            print(f"  wrote {f}", file=out)
+        write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2, default=str) + "\n")
+
+    def _write_solution(self, f_sol, data) -> list:
+        from ml_phasing import observables
+
+        f_sol = f_sol.common_set(data)
+        amps = data.common_set(f_sol)
+        coeffs = amps.customized_copy(data=flex.polar(amps.data(), flex.arg(f_sol.data())), sigmas=None)
+        p = f"{self.prefix}_solution"
+        map_io.write_mtz(f"{p}.mtz", [(coeffs, "FWT")], rename={"PHIFWT": "PHWT"},
+                         title="ml_phasing charge flipping")
+        xs_like = xray.structure(crystal_symmetry=data.crystal_symmetry())
+        gridding = observables.crystal_gridding(xs_like, data.d_min(), None)
+        rho = observables.density_map(coeffs, gridding)
+        map_io.write_ccp4_map(f"{p}.ccp4", data.unit_cell(), rho, title="ml_phasing charge flipping")
+        n = int(round(sum(self.composition.values())))
+        sites, heights = peak_sites(rho, data.crystal_symmetry(), max(n, 1))
+        scatterers = flex.xray_scatterer([xray.scatterer(f"Q{k + 1}", tuple(map(float, s)), u=0.05,
+                                                         scattering_type="C") for k, s in enumerate(sites)])
+        peaks = xray.structure(crystal_symmetry=data.crystal_symmetry(), scatterers=scatterers)
+        write_text(f"{p}.pdb", peaks.as_pdb_file(remark="ml_phasing charge-flipping peaks"))
+        shelx_io.write_res(f"{p}.res", peaks, title=f"{p} peaks")
+        self.result["solution"]["n_peaks"] = int(len(sites))
+        self.result["solution"]["peak_heights"] = [float(h) for h in np.asarray(heights)[:n]]
+        return [f"{p}.mtz", f"{p}.ccp4", f"{p}.pdb", f"{p}.res"]
+
+    def get_results(self):
+        return getattr(self, "result", None)
+
+    def get_results_as_JSON(self):
+        return json.dumps(self.get_results(), indent=2, default=str)

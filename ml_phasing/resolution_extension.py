@@ -1,0 +1,120 @@
+"""Predict unmeasured high-resolution amplitudes with an extend_resolution model, and phase them.
+
+The model file's task_config says how the data were laid out in training: the
+measured resolution (d_min_low), the target (d_min_high), the hkl box of dense
+models or the token representation, and the space groups seen. Measured
+amplitudes pass through unchanged; systematic absences are never predicted.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from cctbx import miller
+from cctbx.array_family import flex
+from libtbx.utils import Sorry
+
+from ml_phasing import observables
+from ml_phasing.hkl_box import dense_amplitudes
+from ml_phasing.tasks import make_task
+
+
+def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
+    cfg = info["task_config"]
+    low, high = cfg["d_min_low"], cfg["d_min_high"]
+    target = d_min_target or high
+    supports = (f"The model extends data measured to {low:.2f} A to {high:.2f} A"
+                + (f" in space groups {cfg['space_group_numbers']}" if cfg.get("space_group_numbers") else "") + ".")
+    if target < high - 1e-6:
+        raise Sorry(f"d_min_target={target:.2f} A is finer than the model was trained for. {supports}")
+    if f_obs.d_min() > low * 1.02:
+        raise Sorry(f"The data stop at {f_obs.d_min():.2f} A; the model needs them to {low:.2f} A. {supports}")
+    numbers = cfg.get("space_group_numbers")
+    if numbers and f_obs.space_group_info().type().number() not in numbers:
+        raise Sorry(f"The model has not seen space group {f_obs.space_group_info()}. {supports}")
+    return target
+
+
+def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: str = "cpu") -> dict:
+    """F_EXT for every reflection of the asymmetric unit to the target resolution."""
+    cfg = info["task_config"]
+    target = check_supported(info, f_obs, d_min_target)
+    measured_f = f_obs.resolution_filter(d_min=cfg["d_min_low"])
+    complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
+    matches = complete.match_indices(measured_f)
+    measured = flex.bool(complete.size(), False)
+    measured.set_selected(matches.pairs().column(0), True)
+    values = flex.double(complete.size(), 0.0)
+    values.set_selected(matches.pairs().column(0), measured_f.data().select(matches.pairs().column(1)))
+    indices = observables.indices_as_numpy(complete.indices())
+    refl = {"indices": indices, "f": values.as_numpy_array().astype(np.float32),
+            "measured": measured.as_numpy_array(), "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
+            "e": np.zeros(complete.size(), np.float32),
+            "absent_indices": observables.absent_indices(f_obs.crystal_symmetry(), target)}
+    task = make_task("extend_resolution", cfg)
+    if cfg.get("representation") == "tokens":
+        item = {"reflections/f": refl["f"], "reflections/measured": refl["measured"],
+                "reflections/indices": indices, "reflections/d": refl["d"]}
+        example = task.example(item, {"unit_cell": list(f_obs.unit_cell().parameters())})
+        if np.abs(indices).max() > model.max_index:
+            raise Sorry(f"Miller indices up to {np.abs(indices).max()} exceed the model's {model.max_index}; "
+                        "the cell is too large for this model.")
+        example["index"] = 0
+        batch = task.collate([example])
+        with torch.no_grad():
+            pred = task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                                        for k, v in batch.items()})[0].cpu().numpy()
+        f_ext = pred * example["scale"]
+    else:
+        lo, hi = np.array(cfg["hkl_box_min"]), np.array(cfg["hkl_box_max"])
+        if np.any(indices.min(0) < lo) or np.any(indices.max(0) > hi):
+            raise Sorry(f"The reflections span hkl {indices.min(0).tolist()}..{indices.max(0).tolist()}, outside the "
+                        f"model's box {lo.tolist()}..{hi.tolist()}: the cell is too large for this model.")
+        box = dense_amplitudes(refl, lo, hi)
+        example = task.example(box, None)
+        example["index"] = 0
+        batch = task.collate([example])
+        with torch.no_grad():
+            pred = task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v
+                                        for k, v in batch.items()})[0, 0].cpu().numpy()
+        rel = indices - lo
+        f_ext = pred[rel[:, 0], rel[:, 1], rel[:, 2]] * example["scale"]
+    f_ext = np.where(refl["measured"], refl["f"], np.maximum(f_ext, 0.0))
+    r_val = (info.get("metrics") or {}).get("median_r_factor")
+    rel_sigma = float(r_val) if r_val is not None and np.isfinite(r_val) else 0.5
+    sig_obs = np.zeros(complete.size())
+    if measured_f.sigmas() is not None:
+        sig_obs[matches.pairs().column(0).as_numpy_array()] = \
+            measured_f.sigmas().select(matches.pairs().column(1)).as_numpy_array()
+    sigma = np.where(refl["measured"], sig_obs, rel_sigma * f_ext + 1e-3)
+    extended = complete.array(data=flex.double(f_ext.astype(np.float64)),
+                              sigmas=flex.double(sigma.astype(np.float64))).set_observation_type_xray_amplitude()
+    predicted = complete.array(data=flex.int((~refl["measured"]).astype(np.int32).tolist()))
+    return {"extended": extended, "predicted": predicted, "measured_f": measured_f, "d_min_target": target,
+            "n_predicted": int((~refl["measured"]).sum()), "n_measured": int(refl["measured"].sum()),
+            "relative_sigma": rel_sigma}
+
+
+def charge_flip(f_amplitudes, seed: int = 0, max_solving_iterations: int = 500):
+    """cctbx/smtbx charge flipping (with the Python 3 workaround of the pitfalls notes).
+
+    Returns (best F with phases in the space group, figures of merit dict) or (None, {...}).
+    """
+    from scitbx.array_family import flex as sflex
+    from smtbx.ab_initio import charge_flipping
+
+    sflex.set_random_seed(seed)
+    f = f_amplitudes.customized_copy(sigmas=None).set_observation_type_xray_amplitude()
+    flipping = charge_flipping.weak_reflection_improved_iterator(delta=None)
+    solving = charge_flipping.solving_iterator(
+        flipping, f, yield_solving_interval=10, max_attempts_to_get_phase_transition=2,
+        max_solving_iterations=max_solving_iterations,
+        normalisations_for=charge_flipping.amplitude_quasi_normalisations)
+    for _ in solving:
+        pass
+    solutions = solving.f_calc_solutions
+    if not solutions:
+        return None, {"solved": False, "phase_transition": bool(solving.had_phase_transition)}
+    f_calc, shift, cc = solutions[0]
+    return f_calc.customized_copy(crystal_symmetry=f.crystal_symmetry()).map_to_asu(), {
+        "solved": True, "symmetry_cc": float(cc), "origin_shift": [float(x) for x in shift],
+        "phase_transition": bool(solving.had_phase_transition)}

@@ -1,0 +1,41 @@
+"""PHIL parameters of ml_phasing.extend_resolution."""
+
+phil_str = """
+include scope ml_phasing.phil.common.phil_scope
+input {
+  file = None
+    .type = path
+    .help = "Amplitudes or intensities to d_min_low: MTZ, SHELX HKLF 4 .hkl (with symmetry.*) \\
+             or mmCIF reflections. May also be given as the first argument."
+  labels = None
+    .type = str
+    .help = "Columns to use, e.g. F,SIGF or I,SIGI (default: the obvious ones)."
+}
+symmetry {
+  unit_cell = None
+    .type = unit_cell
+    .help = "Unit cell, for files without one (SHELX .hkl) or to override."
+  space_group = None
+    .type = space_group
+    .help = "Space group, for files without one or to override."
+}
+model = None
+  .type = path
+  .help = "Model file from ml_phasing.train (task extend_resolution)."
+d_min_target = None
+  .type = float(value_min=0.3)
+  .help = "Extend to this resolution (Angstrom); default the model's target."
+composition = None
+  .type = str
+  .help = "Asymmetric-unit contents for the SHELX .ins UNIT card, e.g. C10 N2 O2 \\
+           (default: estimated as carbon at 18 A^3 per atom)."
+wavelength = 0.71073
+  .type = float(value_min=0.1)
+  .help = "Wavelength (Angstrom) written on the CELL card."
+solve = False
+  .type = bool
+  .help = "Run cctbx/smtbx charge flipping and write the solution (map, MTZ, PDB, .res)."
+solve_data = *extended measured
+  .type = choice
+  .help = "Phase the extended data, or the measured data alone (the baseline)."
+"""
