@@ -25,7 +25,18 @@ from libtbx.utils import Sorry
 from ml_phasing import observables
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
-DEFAULT_MODEL = os.path.join(DATA_DIR, "patterson_dialanine_10A.pt")
+SHIPPED_MODELS = {
+    "dialanine_10A": os.path.join(DATA_DIR, "patterson_dialanine_10A.pt"),
+    "dipeptide_12A": os.path.join(DATA_DIR, "patterson_dipeptide_12A.pt"),
+}
+DEFAULT_MODEL = SHIPPED_MODELS["dialanine_10A"]
+
+
+def resolve_model(name_or_path: str | None) -> str:
+    """A model file path from model= (None: the default; a shipped model's name; or a path)."""
+    if name_or_path is None:
+        return DEFAULT_MODEL
+    return SHIPPED_MODELS.get(name_or_path, name_or_path)
 
 
 def check_supported(info: dict, f_obs) -> tuple:

@@ -407,7 +407,7 @@ class Trainer:
             t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
             dist.all_reduce(t)
             total, count = float(t[0]), float(t[1])
-        return total / max(count, 1), stopped
+        return total / max(count, 1), stopped, int(count)
 
     @torch.no_grad()
     def validate(self):
@@ -443,7 +443,7 @@ class Trainer:
             t0 = time.time()
             bar = bar_factory(len(self.train_data) // self.dist.world, f"epoch {epoch + 1}/{t.epochs}") \
                 if bar_factory else None
-            train_loss, stopped = self.train_epoch(epoch, deadline, bar)
+            train_loss, stopped, seen = self.train_epoch(epoch, deadline, bar)
             if bar is not None:
                 bar.close()
             train_seconds = time.time() - t0
@@ -454,8 +454,8 @@ class Trainer:
                 self.scheduler.step(val["val_loss"])
             row = {"epoch": epoch + 1, "train_loss": train_loss, **val,
                    "learning_rate": self.optimizer.param_groups[0]["lr"],
-                   "train_seconds": round(train_seconds, 3), "examples_per_second":
-                   round(len(self.train_data) / train_seconds, 2) if train_seconds > 0 else None}
+                   "train_seconds": round(train_seconds, 3), "examples_seen": seen, "examples_per_second":
+                   round(seen / train_seconds, 2) if train_seconds > 0 else None}
             self.history.append(row)
             self.log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
             if val["val_loss"] < self.best["val_loss"]:

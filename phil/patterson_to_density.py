@@ -21,8 +21,8 @@ symmetry {
 }
 model = None
   .type = path
-  .help = "Model file from ml_phasing.train (default: the model shipped with the package, \\
-           dialanine in 10 A cells at 1.5 A)."
+  .help = "Model file from ml_phasing.train, or a shipped model's name: dialanine_10A \\
+           (the default; 10 A cells at 1.5 A) or dipeptide_12A (12 A cells)."
 refinement {
   cycles = 0
     .type = int(value_min=0)

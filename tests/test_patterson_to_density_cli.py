@@ -187,6 +187,14 @@ def test_help_examples_validate(bad_files, command, tmp_path):
     shutil.copy(bad_files / "data.mtz", tmp_path / "data.mtz")
     shutil.copy(bad_files / "data.hkl", tmp_path / "data.hkl")
     shutil.copy(DEFAULT_MODEL, tmp_path / "my_model.pt")
+    if "dipeptide.mtz" in command:
+        from ml_phasing.density_prediction import SHIPPED_MODELS
+        if not os.path.isfile(SHIPPED_MODELS["dipeptide_12A"]):
+            pytest.skip("no shipped dipeptide model in this checkout")
+        assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "peptides.kind=dipeptide",
+                                     "peptides.cell_edge=12", "n_examples=1", "write_examples=1", "d_min_low=1.5",
+                                     "d_min_high=1.5", "output.directory=dp", cwd=tmp_path))
+        shutil.copy(tmp_path / "dp" / "examples" / "example_00000.mtz", tmp_path / "dipeptide.mtz")
     command = command.replace("input.labels=FP,SIGFP", "input.labels=F,SIGF")  # our file's labels
     proc = run_script("ml_phasing.patterson_to_density", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
     assert_clean_exit(proc)

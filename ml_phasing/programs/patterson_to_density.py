@@ -34,7 +34,8 @@ come from Sim weighting. Optional charge-flipping cycles (refinement.cycles)
 start from these phases.
 
 Without model= the model shipped with the package is used (dialanine in 10 A P1
-cubic cells at 1.5 A; see docs/models.md for what it reaches).
+cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model
+(12 A cells). docs/models.md says what each reaches.
 
 Outputs (output.prefix, default the input file's name + "_p2d"):
   <prefix>.mtz          input F,SIGF; FWT,PHWT (m*Fobs, predicted phases, Coot's
@@ -50,6 +51,7 @@ Examples:
   ml_phasing.patterson_to_density data.hkl symmetry.unit_cell=10,10,10,90,90,90 \\
       symmetry.space_group=P1
   ml_phasing.patterson_to_density data.mtz model=my_model.pt refinement.cycles=50
+  ml_phasing.patterson_to_density dipeptide.mtz model=dipeptide_12A
 """
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
@@ -71,8 +73,8 @@ Examples:
         if not os.path.isfile(path):
             raise Sorry(f"File not found: {path}")
         self.input_path = path
-        model = self.params.model or density_prediction.DEFAULT_MODEL
-        if self.params.model is None and not os.path.isfile(model):
+        model = density_prediction.resolve_model(self.params.model)
+        if model in density_prediction.SHIPPED_MODELS.values() and not os.path.isfile(model):
             raise Sorry(f"The shipped model {model} is missing from this installation; give model=.")
         self.model_path = model
         stem = os.path.splitext(os.path.basename(path))[0]
