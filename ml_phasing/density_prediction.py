@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 import torch
-from cctbx import crystal, maptbx, miller, sgtbx
+from cctbx import crystal, maptbx, sgtbx
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 

@@ -65,10 +65,9 @@ class Prediction:
 
 
 def _symmetry_override(params):
-    s = params.symmetry
-    if s.unit_cell is None and s.space_group is None:
-        return None
-    return crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group)
+    from ml_phasing.program_support import symmetry_from_params
+
+    return symmetry_from_params(params.symmetry)
 
 
 def _read_map(path: str, override=None):

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -108,6 +109,35 @@ class LogFile:
             for attr in ("labels", "file_objects", "atexit_send_to"):
                 getattr(logger, attr).pop(i)
         self.handle.close()
+
+
+@contextlib.contextmanager
+def logged(program, path: str):
+    """Log to ``path`` too while the block runs (the file is closed whatever happens)."""
+    log = LogFile(program, path)
+    try:
+        yield log
+    finally:
+        log.close(program)
+
+
+def input_file(program) -> str | None:
+    """The input reflection file: input.file=, else the first positional file (read or not)."""
+    path = program.params.input.file
+    dm = program.data_manager
+    names = dm.get_miller_array_names() if dm else []
+    unrecognised = getattr(dm, "unrecognised_files", [])
+    return path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+
+
+def symmetry_from_params(scope):
+    """crystal.symmetry from a symmetry { unit_cell space_group } scope, or None when both are unset."""
+    from cctbx import crystal
+
+    if scope.unit_cell is None and scope.space_group is None:
+        return None
+    return crystal.symmetry(unit_cell=scope.unit_cell, space_group_info=scope.space_group,
+                            assert_is_compatible_unit_cell=False)
 
 
 def log_header(program, seed: int | None, device: str | None) -> None:

@@ -117,8 +117,6 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     crystal.symmetry) supplies or overrides the cell and space group, which a
     SHELX .hkl file lacks. Returns (amplitude array, description dict).
     """
-    from cctbx import crystal
-
     if path.lower().endswith(".hkl"):
         if symmetry is None:
             raise Sorry(f"{path} is a SHELX .hkl file, which has no cell or space group: give "

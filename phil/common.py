@@ -4,6 +4,7 @@ Included in a program's master PHIL with::
 
     include scope ml_phasing.phil.common.phil_scope
 """
+import iotbx.phil
 import libtbx.phil
 
 phil_str = """
@@ -21,3 +22,15 @@ device = *auto cpu cuda
 """
 
 phil_scope = libtbx.phil.parse(phil_str)
+
+
+symmetry_phil_str = """
+unit_cell = None
+  .type = unit_cell
+  .help = "Unit cell, for files without one (SHELX .hkl, maps) or to override."
+space_group = None
+  .type = space_group
+  .help = "Space group, for files without one or to override."
+"""
+
+symmetry_phil_scope = iotbx.phil.parse(symmetry_phil_str)  # iotbx knows the unit_cell/space_group types

@@ -32,12 +32,7 @@ prediction {
              amplitude R factor is then computed on those only."
 }
 symmetry {
-  unit_cell = None
-    .type = unit_cell
-    .help = "Unit cell for files that lack one (maps default to their header, P1)."
-  space_group = None
-    .type = space_group
-    .help = "Space group for files that lack one."
+  include scope ml_phasing.phil.common.symmetry_phil_scope
 }
 d_min = None
   .type = float(value_min=0.3)

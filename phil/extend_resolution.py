@@ -12,12 +12,7 @@ input {
     .help = "Columns to use, e.g. F,SIGF or I,SIGI (default: the obvious ones)."
 }
 symmetry {
-  unit_cell = None
-    .type = unit_cell
-    .help = "Unit cell, for files without one (SHELX .hkl) or to override."
-  space_group = None
-    .type = space_group
-    .help = "Space group, for files without one or to override."
+  include scope ml_phasing.phil.common.symmetry_phil_scope
 }
 model = None
   .type = path

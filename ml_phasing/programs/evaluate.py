@@ -13,7 +13,7 @@ from libtbx.utils import Sorry
 from ml_phasing import evaluation, plots
 from ml_phasing.atomic_io import write_text
 from ml_phasing.phil.evaluate import phil_str
-from ml_phasing.program_support import LogFile, log_header, progress
+from ml_phasing.program_support import log_header, logged, progress
 from ml_phasing.version import __version__
 
 
@@ -68,11 +68,8 @@ Examples:
                 raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
 
     def run(self):
-        log = LogFile(self, f"{self.prefix}.log")
-        try:
+        with logged(self, f"{self.prefix}.log"):
             self._run()
-        finally:
-            log.close(self)
 
     def _run(self):
         log_header(self, None, "cpu")

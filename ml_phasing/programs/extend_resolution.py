@@ -5,7 +5,7 @@ import json
 import os
 
 import numpy as np
-from cctbx import crystal, xray
+from cctbx import xray
 from cctbx.array_family import flex
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
@@ -15,7 +15,7 @@ from ml_phasing.atomic_io import write_text
 from ml_phasing.metrics.atoms import peak_sites
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.extend_resolution import phil_str
-from ml_phasing.program_support import LogFile, log_header, resolve_device
+from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
 from ml_phasing.version import __version__
 
 
@@ -52,10 +52,7 @@ Examples:
     master_phil_str = phil_str
 
     def validate(self):
-        path = self.params.input.file
-        names = self.data_manager.get_miller_array_names() if self.data_manager else []
-        unrecognised = getattr(self.data_manager, "unrecognised_files", [])
-        path = path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+        path = input_file(self)
         if path is None:
             raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
         if not os.path.isfile(path):
@@ -72,11 +69,7 @@ Examples:
             raise Sorry(f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose "
                         "output.prefix.")
         self.device = resolve_device(self.params.device)
-        s = self.params.symmetry
-        sym = None
-        if s.unit_cell is not None or s.space_group is not None:
-            sym = crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group,
-                                   assert_is_compatible_unit_cell=False)
+        sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
         self.model, self.model_info = load_model(self.params.model, task="extend_resolution", device=self.device)
         resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
@@ -88,11 +81,8 @@ Examples:
             self.composition = shelx_io.estimate_composition(cs)
 
     def run(self):
-        log = LogFile(self, f"{self.prefix}.log")
-        try:
+        with logged(self, f"{self.prefix}.log"):
             self._run()
-        finally:
-            log.close(self)
 
     def _run(self):
         log_header(self, self.params.random_seed, self.device)

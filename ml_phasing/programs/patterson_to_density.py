@@ -6,7 +6,7 @@ import os
 import time
 
 import numpy as np
-from cctbx import crystal, miller
+from cctbx import miller
 from cctbx.array_family import flex
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
@@ -15,7 +15,7 @@ from ml_phasing import density_prediction, map_io, reflection_io
 from ml_phasing.atomic_io import write_text
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.patterson_to_density import phil_str
-from ml_phasing.program_support import LogFile, log_header, resolve_device
+from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
 from ml_phasing.version import __version__
 
 
@@ -56,18 +56,8 @@ Examples:
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
 
-    def _input_path(self):
-        path = self.params.input.file
-        names = self.data_manager.get_miller_array_names() if self.data_manager else []
-        if path is None and names:
-            path = names[0]
-        unrecognised = getattr(self.data_manager, "unrecognised_files", [])
-        if path is None and unrecognised:
-            path = unrecognised[0]  # reading it says what is wrong with it
-        return path
-
     def validate(self):
-        path = self._input_path()
+        path = input_file(self)
         if path is None:
             raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
         if not os.path.isfile(path):
@@ -87,21 +77,14 @@ Examples:
                 raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
         self.device = resolve_device(self.params.device)
         # Read and check everything before any output is written.
-        sym = None
-        s = self.params.symmetry
-        if s.unit_cell is not None or s.space_group is not None:
-            sym = crystal.symmetry(unit_cell=s.unit_cell, space_group_info=s.space_group,
-                                   assert_is_compatible_unit_cell=False)
+        sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
         self.model, self.model_info = load_model(self.model_path, task="patterson_to_density", device=self.device)
         density_prediction.check_supported(self.model_info, self.f_obs)
 
     def run(self):
-        log = LogFile(self, f"{self.prefix}.log")
-        try:
+        with logged(self, f"{self.prefix}.log"):
             self._run()
-        finally:
-            log.close(self)
 
     def _run(self):
         import torch

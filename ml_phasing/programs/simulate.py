@@ -11,7 +11,7 @@ from libtbx.utils import Sorry
 from ml_phasing import dataset, simulation
 from ml_phasing.example_files import write_example
 from ml_phasing.phil.simulate import phil_str
-from ml_phasing.program_support import LogFile, log_header, package_versions, progress
+from ml_phasing.program_support import log_header, logged, package_versions, progress
 from ml_phasing.version import __version__
 
 
@@ -80,11 +80,8 @@ An existing dataset made with other parameters is kept unless --overwrite.
         s = self.params.simulate
         directory = self.params.output.directory
         os.makedirs(directory, exist_ok=True)
-        log = LogFile(self, os.path.join(directory, "simulate.log"))
-        try:
+        with logged(self, os.path.join(directory, "simulate.log")):
             self._run(s, directory)
-        finally:
-            log.close(self)
 
     def _run(self, s, directory):
         log_header(self, self.params.random_seed, "cpu (simulation uses no torch device)")
