@@ -121,13 +121,21 @@ def logged(program, path: str):
         log.close(program)
 
 
-def input_file(program) -> str | None:
-    """The input reflection file: input.file=, else the first positional file (read or not)."""
+def input_file(program) -> str:
+    """The input reflection file: input.file=, else the first positional file (read or not).
+
+    A Sorry when there is none or it does not exist.
+    """
     path = program.params.input.file
     dm = program.data_manager
     names = dm.get_miller_array_names() if dm else []
     unrecognised = getattr(dm, "unrecognised_files", [])
-    return path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+    path = path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+    if path is None:
+        raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
+    if not os.path.isfile(path):
+        raise Sorry(f"File not found: {path}")
+    return path
 
 
 def symmetry_from_params(scope):

@@ -53,10 +53,6 @@ Examples:
 
     def validate(self):
         path = input_file(self)
-        if path is None:
-            raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
-        if not os.path.isfile(path):
-            raise Sorry(f"File not found: {path}")
         if self.params.model is None:
             raise Sorry("model= is required: a model file from ml_phasing.train task=extend_resolution.")
         self.input_path = path

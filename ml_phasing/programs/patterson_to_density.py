@@ -58,10 +58,6 @@ Examples:
 
     def validate(self):
         path = input_file(self)
-        if path is None:
-            raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
-        if not os.path.isfile(path):
-            raise Sorry(f"File not found: {path}")
         self.input_path = path
         model = density_prediction.resolve_model(self.params.model)
         if model in density_prediction.SHIPPED_MODELS.values() and not os.path.isfile(model):
