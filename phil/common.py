@@ -34,3 +34,17 @@ space_group = None
 """
 
 symmetry_phil_scope = iotbx.phil.parse(symmetry_phil_str)  # iotbx knows the unit_cell/space_group types
+
+
+reflection_input_phil_str = """
+file = None
+  .type = path
+  .help = "Amplitudes or intensities: MTZ, SHELX HKLF 4 .hkl (with symmetry.*) or mmCIF \\
+           reflections. May also be given as the first argument."
+labels = None
+  .type = str
+  .help = "Columns to use, e.g. F,SIGF or I,SIGI (default: the obvious ones)."
+"""
+
+# The input { } scope that ml_phasing.program_support.input_file reads.
+reflection_input_phil_scope = iotbx.phil.parse(reflection_input_phil_str)

@@ -3,13 +3,7 @@
 phil_str = """
 include scope ml_phasing.phil.common.phil_scope
 input {
-  file = None
-    .type = path
-    .help = "Amplitudes or intensities to d_min_low: MTZ, SHELX HKLF 4 .hkl (with symmetry.*) \\
-             or mmCIF reflections. May also be given as the first argument."
-  labels = None
-    .type = str
-    .help = "Columns to use, e.g. F,SIGF or I,SIGI (default: the obvious ones)."
+  include scope ml_phasing.phil.common.reflection_input_phil_scope
 }
 symmetry {
   include scope ml_phasing.phil.common.symmetry_phil_scope
