@@ -63,8 +63,16 @@ def _quasi_e(f_amp):
     """Locally normalised |E| (cctbx quasi-normalisation, epsilon-corrected)."""
     f = f_amp.deep_copy()
     n_bins = max(1, min(20, f.size() // 100))
-    f.setup_binner(n_bins=n_bins)
-    return f.quasi_normalize_structure_factors().data()
+    while True:
+        f.setup_binner(n_bins=n_bins)
+        try:
+            return f.quasi_normalize_structure_factors().data()
+        except AssertionError:
+            # cctbx asserts that every interpolated <F^2/eps> is positive; a bin left
+            # empty (or all zero) by an unlucky cell breaks that: use fewer, wider bins.
+            if n_bins == 1:
+                raise
+            n_bins = max(1, n_bins // 2)
 
 
 def amplitude_record(xs, d_min_low: float, d_min_high: float) -> dict:

@@ -7,6 +7,8 @@ amplitudes pass through unchanged; systematic absences are never predicted.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from cctbx import miller
@@ -16,6 +18,25 @@ from libtbx.utils import Sorry
 from ml_phasing import observables
 from ml_phasing.hkl_box import dense_amplitudes
 from ml_phasing.tasks import make_task
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
+SHIPPED_MODELS = {
+    "extend_1.2_to_1.0A": os.path.join(DATA_DIR, "extend_1.2_to_1.0A.pt"),
+    "extend_1.5_to_0.8A": os.path.join(DATA_DIR, "extend_1.5_to_0.8A.pt"),
+}
+DEFAULT_MODEL = SHIPPED_MODELS["extend_1.2_to_1.0A"]
+
+
+def resolve_model(name_or_path: str | None, d_min_data: float | None = None,
+                  d_min_target: float | None = None) -> str:
+    """A model file path from model=: a path, a shipped model's name, or None: a shipped
+    model chosen for the data: 1.2 -> 1.0 A when the data reach 1.2 A and no finer target
+    is asked for, otherwise 1.5 -> 0.8 A."""
+    if name_or_path is None:
+        coarse_data = d_min_data is not None and d_min_data > 1.2 * 1.02
+        fine_target = d_min_target is not None and d_min_target < 1.0 - 1e-6
+        return SHIPPED_MODELS["extend_1.5_to_0.8A"] if coarse_data or fine_target else DEFAULT_MODEL
+    return SHIPPED_MODELS.get(name_or_path, name_or_path)
 
 
 def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
@@ -92,6 +113,47 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
     return {"extended": extended, "predicted": predicted, "measured_f": measured_f, "d_min_target": target,
             "n_predicted": int((~refl["measured"]).sum()), "n_measured": int(refl["measured"].sum()),
             "relative_sigma": rel_sigma}
+
+
+def shell_mean_fill(f_amplitudes, d_min_measured: float, n_bins: int = 10):
+    """The uninformative extension: every reflection finer than ``d_min_measured`` gets
+    sqrt(<|F|^2>) of its resolution shell (the shells' mean intensities of ``f_amplitudes``).
+
+    Benchmark baseline (d) of issue 6: the amplitudes carry the Wilson fall-off and
+    nothing else. Measured reflections pass through.
+    """
+    d = f_amplitudes.d_spacings().data()
+    outer = (d < d_min_measured * (1 - 1e-9)).iselection()
+    data = f_amplitudes.data().deep_copy()
+    if outer.size():
+        shell = f_amplitudes.select(outer)
+        shell.setup_binner(n_bins=max(1, min(n_bins, shell.size() // 20)))
+        i_obs = flex.pow2(shell.data())
+        fill = flex.double(shell.size(), 0.0)
+        for i_bin in shell.binner().range_used():
+            sel = shell.binner().selection(i_bin).iselection()
+            if sel.size():
+                fill.set_selected(sel, float(np.sqrt(flex.mean(i_obs.select(sel)))))
+        data.set_selected(outer, fill)
+    return f_amplitudes.customized_copy(data=data, sigmas=None)
+
+
+def solution_map_and_peaks(f_solution, amplitudes, n_peaks: int):
+    """Map coefficients (|F| of ``amplitudes``, phases of the charge-flipping solution),
+    the map on the data's grid and its ``n_peaks`` highest maxima (fractional sites, heights)."""
+    from cctbx import xray
+
+    from ml_phasing import observables
+    from ml_phasing.metrics.atoms import peak_sites
+
+    f_solution = f_solution.common_set(amplitudes)
+    amps = amplitudes.common_set(f_solution)
+    coeffs = amps.customized_copy(data=flex.polar(amps.data(), flex.arg(f_solution.data())), sigmas=None)
+    xs_like = xray.structure(crystal_symmetry=amplitudes.crystal_symmetry())
+    gridding = observables.crystal_gridding(xs_like, amplitudes.d_min(), None)
+    rho = observables.density_map(coeffs, gridding)
+    sites, heights = peak_sites(rho, amplitudes.crystal_symmetry(), max(n_peaks, 1))
+    return coeffs, rho, sites, heights
 
 
 def charge_flip(f_amplitudes, seed: int = 0, max_solving_iterations: int = 500):

@@ -12,7 +12,6 @@ from libtbx.utils import Sorry
 
 from ml_phasing import map_io, reflection_io, resolution_extension, shelx_io
 from ml_phasing.atomic_io import write_text
-from ml_phasing.metrics.atoms import peak_sites
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
@@ -53,8 +52,6 @@ Examples:
 
     def validate(self):
         path = input_file(self)
-        if self.params.model is None:
-            raise Sorry("model= is required: a model file from ml_phasing.train task=extend_resolution.")
         self.input_path = path
         stem = os.path.splitext(os.path.basename(path))[0]
         self.prefix = self.params.output.prefix or f"{stem}_ext"
@@ -67,7 +64,9 @@ Examples:
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
-        self.model, self.model_info = load_model(self.params.model, task="extend_resolution", device=self.device)
+        self.model_path = resolution_extension.resolve_model(self.params.model, self.f_obs.d_min(),
+                                                             self.params.d_min_target)
+        self.model, self.model_info = load_model(self.model_path, task="extend_resolution", device=self.device)
         resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
         cs = self.f_obs.crystal_symmetry()
         if self.params.composition:
@@ -100,7 +99,7 @@ Examples:
         shelx_io.write_ins(f"{self.prefix}.ins", ext.crystal_symmetry(), self.composition,
                            title=f"{self.prefix} extended by ml_phasing", wavelength=self.params.wavelength)
         files += [f"{self.prefix}.hkl", f"{self.prefix}.ins"]
-        self.result = {"input": i, "model": os.path.abspath(self.params.model), "d_min_target": r["d_min_target"],
+        self.result = {"input": i, "model": os.path.abspath(self.model_path), "d_min_target": r["d_min_target"],
                        "n_measured": r["n_measured"], "n_predicted": r["n_predicted"],
                        "composition_asu": self.composition, "files": files}
         if self.params.solve:
@@ -117,20 +116,12 @@ Examples:
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2, default=str) + "\n")
 
     def _write_solution(self, f_sol, data) -> list:
-        from ml_phasing import observables
-
-        f_sol = f_sol.common_set(data)
-        amps = data.common_set(f_sol)
-        coeffs = amps.customized_copy(data=flex.polar(amps.data(), flex.arg(f_sol.data())), sigmas=None)
+        n = int(round(sum(self.composition.values())))
+        coeffs, rho, sites, heights = resolution_extension.solution_map_and_peaks(f_sol, data, n)
         p = f"{self.prefix}_solution"
         map_io.write_mtz(f"{p}.mtz", [(coeffs, "FWT")], rename={"PHIFWT": "PHWT"},
                          title="ml_phasing charge flipping")
-        xs_like = xray.structure(crystal_symmetry=data.crystal_symmetry())
-        gridding = observables.crystal_gridding(xs_like, data.d_min(), None)
-        rho = observables.density_map(coeffs, gridding)
         map_io.write_ccp4_map(f"{p}.ccp4", data.unit_cell(), rho, title="ml_phasing charge flipping")
-        n = int(round(sum(self.composition.values())))
-        sites, heights = peak_sites(rho, data.crystal_symmetry(), max(n, 1))
         scatterers = flex.xray_scatterer([xray.scatterer(f"Q{k + 1}", tuple(map(float, s)), u=0.05,
                                                          scattering_type="C") for k, s in enumerate(sites)])
         peaks = xray.structure(crystal_symmetry=data.crystal_symmetry(), scatterers=scatterers)
