@@ -11,7 +11,9 @@ shell, with and without charge-flipping refinement cycles, and seconds per map.
 Goals (issue 5): dialanine 10 A median CC >= 0.95 and phase error <= 30 deg (Pan:
 0.98, 25 deg); dipeptides 12 A CC >= 0.87 and phase error <= 55 deg (Pan: 0.87, 64).
 
-Run: python benchmarks/patterson_to_density.py [n_examples] [model_file] [recipe.eff] [cycles]
+Run: python benchmarks/patterson_to_density.py [n_examples] [model_file] [recipe.eff] [cycles] [rotations]
+(rotations: test-time averaging over that many grid rotations, ensemble.rotations; the
+table is then printed for 1 and for that many rotations.)
 """
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
@@ -37,6 +39,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 MODEL = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MODEL
 RECIPE = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "phil", "dialanine_10A_simulate.eff")
 CYCLES = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+ROTATIONS = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1
 
 
@@ -91,18 +94,22 @@ def main():
                                                   f"output.directory={tmp}/held_out"], logger=null_out())
         ex = os.path.join(tmp, "held_out", "examples")
         results = {}
-        for cycles in (0, CYCLES):
+        settings = [(0, 1), (CYCLES, 1)] + ([(0, ROTATIONS), (CYCLES, ROTATIONS)] if ROTATIONS > 1 else [])
+        for cycles, rotations in settings:
             rows, seconds = [], []
             for i in range(N):
                 truth = os.path.join(ex, f"example_{i:05d}.mtz")
-                prefix = os.path.join(tmp, f"pred_{cycles}_{i:05d}")
+                prefix = os.path.join(tmp, f"pred_{cycles}_{rotations}_{i:05d}")
                 t0 = time.perf_counter()
                 run_program(program_class=P2D, args=[truth, f"model={MODEL}", f"output.prefix={prefix}",
-                                                     f"refinement.cycles={cycles}", "output.write_map=False"],
+                                                     f"refinement.cycles={cycles}", f"ensemble.rotations={rotations}",
+                                                     "output.write_map=False"],
                             logger=null_out())
                 seconds.append(time.perf_counter() - t0)
                 rows.append(judge(truth, prefix + ".mtz"))
             label = "network only" if cycles == 0 else f"with {cycles} charge-flipping cycles"
+            if rotations > 1:
+                label += f", averaged over {rotations} rotations"
             results[label] = summarise(rows, f"{label} ({N} held-out examples)")
             print(f"   seconds per map on {torch.get_num_threads()} CPU threads (whole program, in-process): "
                   f"median {np.median(seconds):.2f}")

@@ -2,7 +2,9 @@
 
 1. The amplitudes are expanded to P1 and their Patterson map is computed on the
    model's grid spacing, exactly as in training (cctbx, no F000, scaled to [-1, 1]).
-2. The network predicts the density in P1.
+2. The network predicts the density in P1 (optionally averaged over proper
+   rotations of the grid: test-time augmentation, each back-rotated prediction
+   put on the hand of the first before averaging).
 3. For other space groups, the origin that makes the predicted density most
    symmetric is found with cctbx's fast translation function and the density's
    structure factors are symmetrised (smtbx ``f_calc_symmetrisations``, the step
@@ -69,10 +71,56 @@ def patterson_input(f_obs_p1, n_real) -> np.ndarray:
     return observables.scale_to_unit(patt)[0]
 
 
-def run_network(model, patterson: np.ndarray, device: str) -> np.ndarray:
+def grid_rotations(shape) -> list:
+    """Proper rotations (determinant +1) of a periodic grid about its origin that map
+    the grid onto itself: (axis permutation, flipped axes). 24 for a cubic grid,
+    4 (the 2-folds about the axes, and the identity) when all edges differ. The
+    identity comes first."""
+    from itertools import permutations, product
+
+    out = []
+    for perm in permutations(range(3)):
+        if tuple(shape[i] for i in perm) != tuple(shape):
+            continue
+        parity = sum(1 for i in range(3) for j in range(i + 1, 3) if perm[i] > perm[j]) % 2
+        for flips in product((0, 1), repeat=3):
+            if (parity + sum(flips)) % 2 == 0:
+                out.append((perm, tuple(ax for ax in range(3) if flips[ax])))
+    return sorted(out, key=lambda r: (r[0] != (0, 1, 2), len(r[1]), r))
+
+
+def _flip_periodic(a: np.ndarray, axes) -> np.ndarray:
+    for ax in axes:  # i -> -i mod n: the reflection through the grid origin
+        a = np.roll(np.flip(a, ax), 1, ax)
+    return a
+
+
+def rotate_grid(a: np.ndarray, rotation) -> np.ndarray:
+    perm, flips = rotation
+    return _flip_periodic(np.transpose(a, perm), flips)
+
+
+def unrotate_grid(a: np.ndarray, rotation) -> np.ndarray:
+    perm, flips = rotation
+    return np.transpose(_flip_periodic(a, flips), np.argsort(perm))
+
+
+def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -> np.ndarray:
+    """The network's density for a Patterson; with rotations > 1 the mean over that many
+    proper grid rotations (the Patterson rotates like the density). Each back-rotated
+    prediction takes the hand (itself or its inverse) that correlates better with the
+    unrotated prediction, since a hand-invariant model may pick either."""
+    rots = grid_rotations(patterson.shape)[:max(1, rotations)]
+    x = np.stack([rotate_grid(patterson, r) for r in rots]).astype(np.float32)
     with torch.no_grad():
-        x = torch.from_numpy(np.ascontiguousarray(patterson, np.float32))[None, None].to(device)
-        return model(x)[0, 0].float().cpu().numpy().astype(np.float64)
+        y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
+    maps = [unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]
+    ref = maps[0]
+    total = ref.copy()
+    for m in maps[1:]:
+        inv = _flip_periodic(m, (0, 1, 2))
+        total += m if np.corrcoef(m.ravel(), ref.ravel())[0, 1] >= np.corrcoef(inv.ravel(), ref.ravel())[0, 1] else inv
+    return total / len(maps)
 
 
 def map_to_structure_factors(density: np.ndarray, miller_set_p1):
@@ -163,14 +211,15 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
     return observables.density_map(f_complex, gridding)
 
 
-def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0) -> dict:
+def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0,
+            rotations: int = 1) -> dict:
     """The whole prediction for one data set; see the module docstring."""
     n_real, d_model = check_supported(info, f_obs)
     f_obs = f_obs.resolution_filter(d_min=d_model)
     p1_symmetry = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
     f_p1 = f_obs.expand_to_p1().customized_copy(crystal_symmetry=p1_symmetry)
     patt = patterson_input(f_p1, n_real)
-    density = run_network(model, patt, device)
+    density = run_network(model, patt, device, rotations)
     f_pred_p1 = map_to_structure_factors(density, f_p1)
     f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
     f_obs_c = f_obs.common_set(f_pred)

@@ -20,6 +20,14 @@ refinement {
              dialanine they lower the median phase error from 58 to 54 deg \\
              (benchmarks/patterson_to_density.py, docs/models.md)."
 }
+ensemble {
+  rotations = 1
+    .type = int(value_min=1, value_max=24)
+    .help = "Test-time averaging: predict from the Patterson rotated by this many proper \
+             rotations of the grid (up to 24 on a cubic grid, 4 when the edges differ; \
+             the identity first) and average the back-rotated densities, each on the \
+             hand of the first. 1 turns it off."
+}
 output {
   write_map = True
     .type = bool

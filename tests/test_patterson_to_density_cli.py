@@ -198,3 +198,44 @@ def test_help_examples_validate(bad_files, command, tmp_path):
     command = command.replace("input.labels=FP,SIGFP", "input.labels=F,SIGF")  # our file's labels
     proc = run_script("ml_phasing.patterson_to_density", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
     assert_clean_exit(proc)
+
+
+def _rotation_matrix(rotation):
+    perm, flips = rotation
+    m = np.zeros((3, 3), int)
+    for new_axis, old_axis in enumerate(perm):
+        m[new_axis, old_axis] = -1 if new_axis in flips else 1
+    return m
+
+
+@pytest.mark.parametrize("shape, n", [((6, 6, 6), 24), ((6, 6, 8), 8), ((4, 6, 8), 4)])
+def test_grid_rotations_are_proper_and_map_the_grid_onto_itself(shape, n):
+    from ml_phasing.density_prediction import grid_rotations, rotate_grid, unrotate_grid
+
+    rots = grid_rotations(shape)
+    assert len(rots) == n and rots[0] == ((0, 1, 2), ())
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=shape)
+    mats = [_rotation_matrix(r) for r in rots]
+    assert len({m.tobytes() for m in mats}) == n and all(round(np.linalg.det(m)) == 1 for m in mats)
+    idx = np.stack(np.meshgrid(*[np.arange(k) for k in shape], indexing="ij"), -1).reshape(-1, 3)
+    for r, m in zip(rots, mats):
+        b = rotate_grid(a, r)
+        assert b.shape == a.shape
+        new = (idx @ m.T) % np.array(shape)  # b[R i mod N] = a[i]: a rotation about the grid origin
+        np.testing.assert_array_equal(b[tuple(new.T)], a[tuple(idx.T)])
+        np.testing.assert_array_equal(unrotate_grid(b, r), a)
+        # The Patterson (autocorrelation) of the rotated map is the rotated Patterson: what
+        # makes rotating the network's input and back-rotating its output consistent.
+        patt = np.fft.ifftn(np.abs(np.fft.fftn(a)) ** 2).real
+        patt_b = np.fft.ifftn(np.abs(np.fft.fftn(b)) ** 2).real
+        np.testing.assert_allclose(patt_b, rotate_grid(patt, r), atol=1e-9 * np.abs(patt).max())
+
+
+def test_test_time_rotation_averaging(data):
+    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", "ensemble.rotations=24", "refinement.cycles=0",
+                      "output.prefix=rot", "--overwrite", cwd=data)
+    assert_clean_exit(proc)
+    summary = json.loads((data / "rot.json").read_text())
+    assert summary["ensemble_rotations"] == 24
+    assert "averaged over 24 grid rotations" in (data / "rot.log").read_text()

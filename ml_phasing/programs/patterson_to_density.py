@@ -97,9 +97,11 @@ Examples:
               f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A", file=out)
         t0 = time.time()
         r = density_prediction.predict(self.model, self.model_info, self.f_obs, self.device,
-                                       self.params.refinement.cycles)
+                                       self.params.refinement.cycles, self.params.ensemble.rotations)
         seconds = time.time() - t0
-        print(f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s", file=out)
+        n_rot = len(density_prediction.grid_rotations(r["grid"])[:self.params.ensemble.rotations])
+        print(f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s"
+              + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""), file=out)
         if self.f_obs.space_group().order_z() > 1:
             print(f"Origin consistent with {self.f_obs.space_group_info()}: shift "
                   f"({', '.join(f'{x:.3f}' for x in r['origin_shift'])}), symmetry CC {r['symmetry_cc']:.3f}", file=out)
@@ -119,7 +121,7 @@ Examples:
             "grid": list(r["grid"]), "d_min": r["d_min"], "origin_shift": list(r["origin_shift"]),
             "symmetry_cc": r["symmetry_cc"], "r_factor_network": r["r_factor_network"],
             "mean_fom_network": float(np.mean(r["fom_network"])), "mean_fom": r["mean_fom"],
-            "refinement_cycles": self.params.refinement.cycles, "seconds": round(seconds, 3),
+            "refinement_cycles": self.params.refinement.cycles, "ensemble_rotations": n_rot, "seconds": round(seconds, 3),
             "device": self.device, "files": files,
         }
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
