@@ -21,12 +21,14 @@ refinement {
              (benchmarks/patterson_to_density.py, docs/models.md)."
 }
 ensemble {
-  rotations = 1
+  rotations = 24
     .type = int(value_min=1, value_max=24)
-    .help = "Test-time averaging: predict from the Patterson rotated by this many proper \
-             rotations of the grid (up to 24 on a cubic grid, 4 when the edges differ; \
-             the identity first) and average the back-rotated densities, each on the \
-             hand of the first. 1 turns it off."
+    .help = "Test-time averaging: predict from the Patterson rotated by this many proper \\
+             rotations of the grid (up to 24 on a cubic grid, 4 when the edges differ; \\
+             the identity first) and average the back-rotated densities, each on the \\
+             hand of the first. 1 turns it off. On by default: on held-out dialanine it \\
+             lowers the median phase error from 54 to 49 deg with the refinement cycles \\
+             (58 to 54 without; benchmarks/patterson_to_density.py, docs/models.md)."
 }
 output {
   write_map = True

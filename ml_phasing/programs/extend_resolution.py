@@ -40,12 +40,18 @@ Outputs (output.prefix, default the input name + "_ext"):
                  <prefix>_solution.pdb and <prefix>_solution.res (map peaks)
   <prefix>.log, <prefix>.json
 
+Models: model= a file from ml_phasing.train (task=extend_resolution) or a shipped
+model's name; by default the shipped model that fits the data: extend_1.2_to_1.0A
+(data to 1.2 A) or extend_1.5_to_0.8A (data to 1.5 A, or d_min_target below 1.0 A).
+How well they do (amplitude R, charge-flipping success): docs/models.md.
+
 Examples:
 
-  ml_phasing.extend_resolution data.mtz model=ext_model.pt
-  ml_phasing.extend_resolution data.mtz model=ext_model.pt composition="C10 N2 O2" solve=True
-  ml_phasing.extend_resolution data.mtz model=ext_model.pt solve=True solve_data=measured \\
-      output.prefix=baseline
+  ml_phasing.extend_resolution data.mtz
+  ml_phasing.extend_resolution data.mtz composition="C10 N2 O2" solve=True
+  ml_phasing.extend_resolution data.mtz model=extend_1.5_to_0.8A output.prefix=ext08
+  ml_phasing.extend_resolution data.mtz solve=True solve_data=measured output.prefix=baseline
+  ml_phasing.extend_resolution data.mtz model=ext_model.pt d_min_target=0.9
 """
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
