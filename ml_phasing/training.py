@@ -137,14 +137,14 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
         act = _none(s.out_activation)
         if act == "auto":
             act = {"patterson_to_density": "tanh", "intensity_to_density": "none",
-                   "extend_resolution": "relu"}[task_name]
+                   "extend_resolution": "softplus"}[task_name]
         kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels, norm=_none(s.norm),
                   padding_mode=padding, out_activation=act,
                   out_shape=task_config.get("output_shape") if task_name == "intensity_to_density" else None)
     elif arch == "fft_unet":
         s = m.fft_unet
         kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels,
-                  fft_layers=s.fft_layers, norm=_none(s.norm), out_activation="relu" if not map_task else "none")
+                  fft_layers=s.fft_layers, norm=_none(s.norm), out_activation="softplus" if not map_task else "none")
     elif arch == "mlp":
         if task_name == "extend_resolution":
             raise Sorry("mlp is for the map tasks; use fft_unet, unet3d or xrd_transformer.")

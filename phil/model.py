@@ -50,7 +50,7 @@ unet3d {
     .help = "Convolution padding; auto is circular for periodic maps."
   out_activation = *auto none tanh relu softplus
     .type = choice
-    .help = "Output activation; auto: tanh for maps in [-1, 1], relu for amplitudes."
+    .help = "Output activation; auto: tanh for maps in [-1, 1], softplus for amplitudes."
 }
 mlp {
   hidden = 512 512

@@ -126,12 +126,22 @@ def test_solve_baseline_on_measured_data(setup):
     (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P2"], "has not seen space group"),
     (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P212121"], "does not fit the unit cell"),
     (["lowres.mtz", "model=ext_model.pt"], "needs them to 0.90"),
+    (["truncated.mtz"], "Cannot read"),
+    (["nan.mtz", "model=ext_model.pt"], "NaN"),
+    (["phases_only.mtz"], "No amplitude or intensity columns"),
 ])
 def test_bad_input(setup, args, message):
     import iotbx.mtz
     from ml_phasing.map_io import write_mtz
 
-    f = {a.info().label_string(): a for a in iotbx.mtz.object(str(setup / "data.mtz")).as_miller_arrays()}["F,SIGF"]
+    arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(setup / "data.mtz")).as_miller_arrays()}
+    f = arrays["F,SIGF"]
+    full = (setup / "data.mtz").read_bytes()
+    (setup / "truncated.mtz").write_bytes(full[: len(full) // 2])
+    nan = f.data().deep_copy()
+    nan[3] = float("nan")
+    write_mtz(str(setup / "nan.mtz"), [(f.customized_copy(data=nan), "F")])
+    write_mtz(str(setup / "phases_only.mtz"), [(arrays["FC,PHIC"], "FC")], rename={"PHIFC": "PHIC"})
     write_mtz(str(setup / "lowres.mtz"), [(f.resolution_filter(d_min=1.5), "F")])
     write_mtz(str(setup / "lowres2.mtz"), [(f.resolution_filter(d_min=2.0), "F")])
     proc = run_script("ml_phasing.extend_resolution", *args, "output.prefix=bad", cwd=setup)

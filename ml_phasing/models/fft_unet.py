@@ -52,7 +52,8 @@ class FFTUNet3D(nn.Module):
         base_channels: channels of the first level, doubled per level.
         fft_layers: 1x1 convolutions in each Fourier branch (thesis 2).
         norm: "instance" (thesis), "batch" or "none".
-        out_activation: "relu" (amplitudes are non-negative), "none", ...
+        out_activation: "softplus" (amplitudes are non-negative; a ReLU output can die
+            and predict 0 everywhere, which it did in a 25-minute run), "relu", "none", ...
 
     Shape: (batch, in_channels, nx, ny, nz) -> (batch, out_channels, nx, ny, nz).
 
@@ -63,7 +64,7 @@ class FFTUNet3D(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, base_channels: int = 16,
-                 fft_layers: int = 2, norm: str = "instance", out_activation: str = "relu"):
+                 fft_layers: int = 2, norm: str = "instance", out_activation: str = "softplus"):
         super().__init__()
         self.depth = depth
         self.body = UNetBody(lambda cin, cout: ResFBlock(cin, cout, norm, fft_layers),
