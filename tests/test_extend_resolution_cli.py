@@ -65,7 +65,9 @@ def test_main_job_with_the_shipped_model(tmp_path):
 
     arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(tmp_path / "ext.mtz")).as_miller_arrays()}
     truth = {a.info().label_string(): a
-             for a in iotbx.mtz.object(str(tmp_path / "held/examples/example_00000.mtz")).as_miller_arrays()}["F,SIGF"]
+             for a in iotbx.mtz.object(str(tmp_path / "held/examples/example_00000.mtz")).as_miller_arrays()}
+    assert truth["F,SIGF"].d_min() >= 1.2 - 1e-3  # the "measured" data stop at d_min_low
+    truth = truth["FC,PHIC"].as_amplitude_array()  # the true amplitudes to 1.0 A
     ext = arrays["F_EXT,SIGF_EXT"]
     assert ext.d_min() == pytest.approx(1.0, abs=0.03)
     outer = truth.resolution_filter(d_max=1.2 * (1 - 1e-6))
