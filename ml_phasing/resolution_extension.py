@@ -47,6 +47,9 @@ def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
                 + (f" in space groups {cfg['space_group_numbers']}" if cfg.get("space_group_numbers") else "") + ".")
     if target < high - 1e-6:
         raise Sorry(f"d_min_target={target:.2f} A is finer than the model was trained for. {supports}")
+    if f_obs.d_min() <= target * (1 + 1e-3):
+        raise Sorry(f"The data already reach {f_obs.d_min():.2f} A, as far as the target {target:.2f} A: "
+                    f"there is nothing to predict. {supports}")
     if f_obs.d_min() > low * 1.02:
         raise Sorry(f"The data stop at {f_obs.d_min():.2f} A; the model needs them to {low:.2f} A. {supports}")
     numbers = cfg.get("space_group_numbers")
@@ -59,13 +62,16 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
     """F_EXT for every reflection of the asymmetric unit to the target resolution."""
     cfg = info["task_config"]
     target = check_supported(info, f_obs, d_min_target)
-    measured_f = f_obs.resolution_filter(d_min=cfg["d_min_low"])
+    # The network sees the data to d_min_low, as in training; every reflection the user
+    # measured (also between d_min_low and the target) passes through unchanged.
+    measured_f = f_obs.resolution_filter(d_min=target)
+    model_input = f_obs.resolution_filter(d_min=cfg["d_min_low"])
     complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
-    matches = complete.match_indices(measured_f)
+    matches = complete.match_indices(model_input)
     measured = flex.bool(complete.size(), False)
     measured.set_selected(matches.pairs().column(0), True)
     values = flex.double(complete.size(), 0.0)
-    values.set_selected(matches.pairs().column(0), measured_f.data().select(matches.pairs().column(1)))
+    values.set_selected(matches.pairs().column(0), model_input.data().select(matches.pairs().column(1)))
     indices = observables.indices_as_numpy(complete.indices())
     refl = {"indices": indices, "f": values.as_numpy_array().astype(np.float32),
             "measured": measured.as_numpy_array(), "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
@@ -99,18 +105,25 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
                                         for k, v in batch.items()})[0, 0].cpu().numpy()
         rel = indices - lo
         f_ext = pred[rel[:, 0], rel[:, 1], rel[:, 2]] * example["scale"]
-    f_ext = np.where(refl["measured"], refl["f"], np.maximum(f_ext, 0.0))
+    all_matches = complete.match_indices(measured_f)
+    observed = np.zeros(complete.size(), bool)
+    observed[all_matches.pairs().column(0).as_numpy_array()] = True
+    obs_values = np.zeros(complete.size())
+    obs_values[all_matches.pairs().column(0).as_numpy_array()] = \
+        measured_f.data().select(all_matches.pairs().column(1)).as_numpy_array()
+    f_ext = np.where(observed, obs_values, np.maximum(f_ext, 0.0))
+    refl["measured"] = observed
     r_val = (info.get("metrics") or {}).get("median_r_factor")
     rel_sigma = float(r_val) if r_val is not None and np.isfinite(r_val) else 0.5
     sig_obs = np.zeros(complete.size())
     if measured_f.sigmas() is not None:
-        sig_obs[matches.pairs().column(0).as_numpy_array()] = \
-            measured_f.sigmas().select(matches.pairs().column(1)).as_numpy_array()
+        sig_obs[all_matches.pairs().column(0).as_numpy_array()] = \
+            measured_f.sigmas().select(all_matches.pairs().column(1)).as_numpy_array()
     sigma = np.where(refl["measured"], sig_obs, rel_sigma * f_ext + 1e-3)
     extended = complete.array(data=flex.double(f_ext.astype(np.float64)),
                               sigmas=flex.double(sigma.astype(np.float64))).set_observation_type_xray_amplitude()
     predicted = complete.array(data=flex.int((~refl["measured"]).astype(np.int32).tolist()))
-    return {"extended": extended, "predicted": predicted, "measured_f": measured_f, "d_min_target": target,
+    return {"extended": extended, "predicted": predicted, "measured_f": f_obs, "d_min_target": target,
             "n_predicted": int((~refl["measured"]).sum()), "n_measured": int(refl["measured"].sum()),
             "relative_sigma": rel_sigma}
 

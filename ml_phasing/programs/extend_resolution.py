@@ -28,7 +28,10 @@ Predict the amplitudes a crystal would show beyond its measured resolution
 The measured amplitudes (intensities via French-Wilson) pass through
 unchanged; every other reflection of the asymmetric unit to d_min_target gets
 a predicted amplitude with an uncertainty (the model's validation R times the
-amplitude); systematic absences are never written. solve=True runs cctbx/smtbx
+amplitude); systematic absences are never written. The network sees the data
+to the resolution it was trained on (its d_min_low); measured reflections
+beyond that are kept as measured, not predicted. Data that already reach the
+target are refused: there is nothing to predict. solve=True runs cctbx/smtbx
 charge flipping on the extended data (or, with solve_data=measured, on the
 measured data alone: the baseline).
 
@@ -51,7 +54,7 @@ Examples:
   ml_phasing.extend_resolution data.mtz composition="C10 N2 O2" solve=True
   ml_phasing.extend_resolution data.mtz model=extend_1.5_to_0.8A output.prefix=ext08
   ml_phasing.extend_resolution data.mtz solve=True solve_data=measured output.prefix=baseline
-  ml_phasing.extend_resolution data.mtz model=ext_model.pt d_min_target=0.9
+  ml_phasing.extend_resolution data.mtz model=ext_model.pt d_min_target=0.85
 """
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
