@@ -17,7 +17,7 @@ refinement {
     .type = int(value_min=0)
     .help = "Charge-flipping cycles (smtbx) started from the network's phases, imposing \\
              the observed amplitudes; 0 turns them off. On by default: on held-out \\
-             dialanine they lower the median phase error from 58 to 54 deg \\
+             dialanine they lower the median phase error from 49 to 44 deg \\
              (benchmarks/patterson_to_density.py, docs/models.md)."
 }
 ensemble {
@@ -27,8 +27,8 @@ ensemble {
              rotations of the grid (up to 24 on a cubic grid, 4 when the edges differ; \\
              the identity first) and average the back-rotated densities, each on the \\
              hand of the first. 1 turns it off. On by default: on held-out dialanine it \\
-             lowers the median phase error from 54 to 49 deg with the refinement cycles \\
-             (58 to 54 without; benchmarks/patterson_to_density.py, docs/models.md)."
+             lowers the median phase error from 44 to 40 deg with the refinement cycles \\
+             (49 to 45 without; benchmarks/patterson_to_density.py, docs/models.md)."
 }
 output {
   write_map = True
