@@ -16,8 +16,6 @@
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from cctbx import crystal, maptbx, sgtbx
@@ -25,11 +23,11 @@ from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
 from ml_phasing import observables
+from ml_phasing.model_file import shipped
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
 SHIPPED_MODELS = {
-    "dialanine_10A": os.path.join(DATA_DIR, "patterson_dialanine_10A.pt"),
-    "dipeptide_12A": os.path.join(DATA_DIR, "patterson_dipeptide_12A.pt"),
+    "dialanine_10A": shipped("patterson_dialanine_10A.pt"),
+    "dipeptide_12A": shipped("patterson_dipeptide_12A.pt"),
 }
 DEFAULT_MODEL = SHIPPED_MODELS["dialanine_10A"]
 
@@ -105,11 +103,12 @@ def unrotate_grid(a: np.ndarray, rotation) -> np.ndarray:
     return np.transpose(_flip_periodic(a, flips), np.argsort(perm))
 
 
-def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -> np.ndarray:
-    """The network's density for a Patterson; with rotations > 1 the mean over that many
-    proper grid rotations (the Patterson rotates like the density). Each back-rotated
-    prediction takes the hand (itself or its inverse) that correlates better with the
-    unrotated prediction, since a hand-invariant model may pick either."""
+def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -> tuple[np.ndarray, int]:
+    """The network's density for a Patterson and the number of rotations averaged: with
+    rotations > 1 the mean over up to that many proper grid rotations (the Patterson
+    rotates like the density). Each back-rotated prediction takes the hand (itself or its
+    inverse) that correlates better with the unrotated prediction, since a hand-invariant
+    model may pick either."""
     rots = grid_rotations(patterson.shape)[:max(1, rotations)]
     x = np.stack([rotate_grid(patterson, r) for r in rots]).astype(np.float32)
     with torch.no_grad():
@@ -120,7 +119,7 @@ def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -
     for m in maps[1:]:
         inv = _flip_periodic(m, (0, 1, 2))
         total += m if np.corrcoef(m.ravel(), ref.ravel())[0, 1] >= np.corrcoef(inv.ravel(), ref.ravel())[0, 1] else inv
-    return total / len(maps)
+    return total / len(maps), len(maps)
 
 
 def map_to_structure_factors(density: np.ndarray, miller_set_p1):
@@ -219,7 +218,7 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
     p1_symmetry = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
     f_p1 = f_obs.expand_to_p1().customized_copy(crystal_symmetry=p1_symmetry)
     patt = patterson_input(f_p1, n_real)
-    density = run_network(model, patt, device, rotations)
+    density, n_rotations = run_network(model, patt, device, rotations)
     f_pred_p1 = map_to_structure_factors(density, f_p1)
     f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
     f_obs_c = f_obs.common_set(f_pred)
@@ -228,7 +227,7 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
                   / max((np.abs(f_pred.data().as_numpy_array()) ** 2).sum(), 1e-30))
     f_pred = f_pred.customized_copy(data=f_pred.data() * scale)
     result = {"f_obs": f_obs_c, "f_pred": f_pred, "origin_shift": shift, "symmetry_cc": sym_cc,
-              "network_density": density, "grid": n_real, "d_min": d_model, "scale": scale}
+              "network_density": density, "rotations": n_rotations, "grid": n_real, "d_min": d_model, "scale": scale}
     fom = sim_fom(f_obs_c, f_pred)
     result["fom_network"] = fom
     result["phases"] = f_pred

@@ -19,6 +19,12 @@ from ml_phasing.atomic_io import atomic_path
 
 FORMAT_VERSION = 1
 KIND = "ml_phasing.model"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
+
+
+def shipped(filename: str) -> str:
+    """Path of a model file shipped inside the package (ml_phasing/models/data/)."""
+    return os.path.join(SHIPPED_DIR, filename)
 
 
 def save_model(path: str, model, architecture: str, model_kwargs: dict, task_config: dict,

@@ -7,8 +7,6 @@ amplitudes pass through unchanged; systematic absences are never predicted.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from cctbx import miller
@@ -17,12 +15,12 @@ from libtbx.utils import Sorry
 
 from ml_phasing import observables
 from ml_phasing.hkl_box import dense_amplitudes
+from ml_phasing.model_file import shipped
 from ml_phasing.tasks import make_task
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
 SHIPPED_MODELS = {
-    "extend_1.2_to_1.0A": os.path.join(DATA_DIR, "extend_1.2_to_1.0A.pt"),
-    "extend_1.5_to_0.8A": os.path.join(DATA_DIR, "extend_1.5_to_0.8A.pt"),
+    "extend_1.2_to_1.0A": shipped("extend_1.2_to_1.0A.pt"),
+    "extend_1.5_to_0.8A": shipped("extend_1.5_to_0.8A.pt"),
 }
 DEFAULT_MODEL = SHIPPED_MODELS["extend_1.2_to_1.0A"]
 
@@ -58,23 +56,31 @@ def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
     return target
 
 
+def _on_set(complete, array) -> tuple:
+    """Where ``array`` has a reflection of the set ``complete``: (mask, values, sigmas), numpy,
+    zero elsewhere (sigmas zero when the array has none)."""
+    pairs = complete.match_indices(array).pairs()
+    i, j = pairs.column(0).as_numpy_array(), pairs.column(1)
+    mask = np.zeros(complete.size(), bool)
+    values, sigmas = np.zeros(complete.size()), np.zeros(complete.size())
+    mask[i] = True
+    values[i] = array.data().select(j).as_numpy_array()
+    if array.sigmas() is not None:
+        sigmas[i] = array.sigmas().select(j).as_numpy_array()
+    return mask, values, sigmas
+
+
 def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: str = "cpu") -> dict:
     """F_EXT for every reflection of the asymmetric unit to the target resolution."""
     cfg = info["task_config"]
     target = check_supported(info, f_obs, d_min_target)
     # The network sees the data to d_min_low, as in training; every reflection the user
-    # measured (also between d_min_low and the target) passes through unchanged.
-    measured_f = f_obs.resolution_filter(d_min=target)
-    model_input = f_obs.resolution_filter(d_min=cfg["d_min_low"])
+    # measured (check_supported made sure none is finer than the target) passes through.
     complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
-    matches = complete.match_indices(model_input)
-    measured = flex.bool(complete.size(), False)
-    measured.set_selected(matches.pairs().column(0), True)
-    values = flex.double(complete.size(), 0.0)
-    values.set_selected(matches.pairs().column(0), model_input.data().select(matches.pairs().column(1)))
+    in_input, input_values, _ = _on_set(complete, f_obs.resolution_filter(d_min=cfg["d_min_low"]))
     indices = observables.indices_as_numpy(complete.indices())
-    refl = {"indices": indices, "f": values.as_numpy_array().astype(np.float32),
-            "measured": measured.as_numpy_array(), "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
+    refl = {"indices": indices, "f": input_values.astype(np.float32), "measured": in_input,
+            "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
             "e": np.zeros(complete.size(), np.float32),
             "absent_indices": observables.absent_indices(f_obs.crystal_symmetry(), target)}
     task = make_task("extend_resolution", cfg)
@@ -105,26 +111,16 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
                                         for k, v in batch.items()})[0, 0].cpu().numpy()
         rel = indices - lo
         f_ext = pred[rel[:, 0], rel[:, 1], rel[:, 2]] * example["scale"]
-    all_matches = complete.match_indices(measured_f)
-    observed = np.zeros(complete.size(), bool)
-    observed[all_matches.pairs().column(0).as_numpy_array()] = True
-    obs_values = np.zeros(complete.size())
-    obs_values[all_matches.pairs().column(0).as_numpy_array()] = \
-        measured_f.data().select(all_matches.pairs().column(1)).as_numpy_array()
+    observed, obs_values, sig_obs = _on_set(complete, f_obs)
     f_ext = np.where(observed, obs_values, np.maximum(f_ext, 0.0))
-    refl["measured"] = observed
     r_val = (info.get("metrics") or {}).get("median_r_factor")
     rel_sigma = float(r_val) if r_val is not None and np.isfinite(r_val) else 0.5
-    sig_obs = np.zeros(complete.size())
-    if measured_f.sigmas() is not None:
-        sig_obs[all_matches.pairs().column(0).as_numpy_array()] = \
-            measured_f.sigmas().select(all_matches.pairs().column(1)).as_numpy_array()
-    sigma = np.where(refl["measured"], sig_obs, rel_sigma * f_ext + 1e-3)
+    sigma = np.where(observed, sig_obs, rel_sigma * f_ext + 1e-3)
     extended = complete.array(data=flex.double(f_ext.astype(np.float64)),
                               sigmas=flex.double(sigma.astype(np.float64))).set_observation_type_xray_amplitude()
-    predicted = complete.array(data=flex.int((~refl["measured"]).astype(np.int32).tolist()))
+    predicted = complete.array(data=flex.int((~observed).astype(np.int32).tolist()))
     return {"extended": extended, "predicted": predicted, "measured_f": f_obs, "d_min_target": target,
-            "n_predicted": int((~refl["measured"]).sum()), "n_measured": int(refl["measured"].sum()),
+            "n_predicted": int((~observed).sum()), "n_measured": int(observed.sum()),
             "relative_sigma": rel_sigma}
 
 

@@ -99,7 +99,7 @@ Examples:
         r = density_prediction.predict(self.model, self.model_info, self.f_obs, self.device,
                                        self.params.refinement.cycles, self.params.ensemble.rotations)
         seconds = time.time() - t0
-        n_rot = len(density_prediction.grid_rotations(r["grid"])[:self.params.ensemble.rotations])
+        n_rot = r["rotations"]
         print(f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s"
               + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""), file=out)
         if self.f_obs.space_group().order_z() > 1:
