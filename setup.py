@@ -40,6 +40,7 @@ setup(
         "ml_phasing.sources",
         "ml_phasing.models",
         "ml_phasing.metrics",
+        "ml_phasing.phasing",
         "ml_phasing.command_line",
         "ml_phasing.phil",
     ],

@@ -73,6 +73,9 @@ def _symmetry_override(params):
 def _read_map(path: str, override=None):
     if not os.path.isfile(path):
         raise Sorry(f"Map file not found: {path}")
+    from ml_phasing.file_formats import refuse_pickle
+
+    refuse_pickle(path, "map")
     try:
         data, cell = map_io.read_ccp4_map(path)
     except Exception as e:  # noqa: BLE001 - iotbx raises several types for damaged maps

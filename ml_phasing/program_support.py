@@ -24,31 +24,47 @@ ISSUES_URL = "https://github.com/ml-phasing/ml_phasing/issues"
 
 
 class Parser(CCTBXParser):
-    """iotbx's parser, remembering the files it could not recognise.
+    """iotbx's parser, with file handling that never unpickles a file.
 
-    iotbx only prints "Files not used by program" for a damaged or unknown file;
-    programs read ``data_manager.unrecognised_files`` to say why instead. SHELX
-    .hkl files are left to the programs too (they are HKLF 4 and need the
-    symmetry parameters, which iotbx's reader would ask about first).
+    iotbx's own ``process_files`` recognises files with ``any_file``, which tries
+    ``pickle.load`` on anything it does not know: a pickled "data.mtz" would run
+    its code. Here each file is recognised from its content
+    (:mod:`ml_phasing.file_formats`): PHIL files are parsed as text (a malformed
+    one is a Sorry, not "unused"), MTZ and reflection CIFs are read by their own
+    readers and handed to the DataManager in memory, and a pickle is refused.
+    Everything else (SHELX .hkl, which needs the symmetry parameters first, and
+    files the program reads itself) is left in ``data_manager.unrecognised_files``.
     """
 
     def process_files(self, file_list, message="Processing files:"):
-        from iotbx.data_manager import data_manager_type
-        from iotbx.file_reader import any_file
+        from ml_phasing import file_formats
 
-        shelx = [f for f in file_list if f.lower().endswith(".hkl")]
-        file_list = [f for f in file_list if f not in shelx]
-        try:
-            super().process_files(file_list, message)
-        except Sorry:
-            raise
-        except Exception as e:  # noqa: BLE001 - iotbx raises RuntimeError etc. for damaged data
-            text = str(e).replace("cctbx Error: ", "").splitlines()[0]
-            raise Sorry(f"Cannot read {', '.join(file_list)} (damaged, or NaN/missing values where a "
-                        f"sigma is given): {text}") from None
-        unused = [f for f in file_list
-                  if not hasattr(self.data_manager, f"process_{data_manager_type.get(any_file(f).file_type)}_file")]
-        self.data_manager.unrecognised_files = shelx + unused
+        print(message, file=self.logger)
+        unused = []
+        for path in file_list:
+            kind = file_formats.detect(path)
+            if kind == "pickle":
+                file_formats.refuse_pickle(path)
+            if kind == "phil" and hasattr(self.data_manager, "add_phil"):
+                self.data_manager.add_phil(path, file_formats.parse_phil_file(path))
+                print(f"  Found phil, {path}", file=self.logger)
+            elif kind in ("mtz", "cif") and hasattr(self.data_manager, "add_miller_array"):
+                try:
+                    self.data_manager.add_miller_array(path, file_formats.reflection_file(path))
+                except Sorry:
+                    unused.append(path)  # e.g. a model CIF: the program reads it itself
+                    continue
+                except Exception as e:  # noqa: BLE001 - iotbx raises RuntimeError etc. for damaged data
+                    text = str(e).replace("cctbx Error: ", "").splitlines()[0] if str(e) else type(e).__name__
+                    raise Sorry(f"Cannot read {path} (damaged, or NaN/missing values where a "
+                                f"sigma is given): {text}") from None
+                print(f"  Found miller_array, {path}", file=self.logger)
+            else:
+                unused.append(path)
+        if unused:
+            print("  Files read by the program itself: " + ", ".join(unused), file=self.logger)
+        print("", file=self.logger)
+        self.data_manager.unrecognised_files = unused
 
 
 def run_cli(program_class, args=None) -> int:

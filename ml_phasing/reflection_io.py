@@ -19,14 +19,14 @@ AMPLITUDE_PREFERENCE = ("F_EXT,SIGF_EXT", "F,SIGF", "FP,SIGFP", "F-obs,SIGF-obs"
 
 def read_arrays(path: str) -> list:
     """All miller arrays in a reflection file."""
-    from iotbx.reflection_file_reader import any_reflection_file
+    from ml_phasing.file_formats import reflection_file
 
     if not os.path.isfile(path):
         raise Sorry(f"Reflection file not found: {path}")
     if os.path.getsize(path) == 0:
         raise Sorry(f"Reflection file is empty: {path}")
     try:
-        arrays = any_reflection_file(path).as_miller_arrays()
+        arrays = reflection_file(path).as_miller_arrays()
     except Sorry:
         raise
     except Exception as e:  # iotbx raises RuntimeError, AssertionError, ... on damaged files
@@ -178,8 +178,11 @@ def combined_symmetry(unit_cell, space_group_info):
 def _read_shelx(path, symmetry):
     from iotbx.reflection_file_reader import any_reflection_file
 
+    from ml_phasing.file_formats import refuse_pickle
+
     if not os.path.isfile(path):
         raise Sorry(f"Reflection file not found: {path}")
+    refuse_pickle(path, "SHELX .hkl")
     try:
         arrays = any_reflection_file(f"{path}=hklf4").as_miller_arrays(crystal_symmetry=symmetry)
     except Exception as e:  # noqa: BLE001

@@ -1,0 +1,222 @@
+"""One dual-space trajectory: phases -> map -> atoms -> refinement -> phases (SHELXD/SHELXT style).
+
+Each cycle:
+
+1. a map from the observed normalised amplitudes |E| (sharp peaks; ``|F|`` for the
+   final map) with the current phases, weighted by the current figures of merit;
+2. cctbx peak search (``maptbx`` with space-group symmetry) picks the highest
+   maxima as atoms, no closer than ``min_distance``; elements go to peaks in order
+   of height (heaviest element to the highest peak);
+3. a random part of the atoms is omitted (``omit_fraction``) and the rest give new
+   phases (random omission lets a trajectory leave a wrong local solution);
+4. every ``refine_every`` cycles, and at the end, sites and isotropic B of all
+   atoms are refined against |Fobs| with ``cctbx.xray.minimization.lbfgs``
+   (least squares on F), with geometry restraints where the chemistry is known
+   (:mod:`ml_phasing.phasing.restraints`).
+
+Unmeasured reflections to ``d_min_extend`` ("free lunch") take amplitudes and
+phases from the current model each cycle (expanded set, as SHELXE/SHELXT).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from cctbx import maptbx, miller, xray
+from cctbx.array_family import flex
+
+from ml_phasing.phasing import figures_of_merit
+from ml_phasing.phasing.composition import element_list
+
+
+@dataclass
+class Trajectory:
+    """What one start ended with."""
+    structure: object               # refined cctbx.xray.structure
+    f_calc: object                  # its structure factors on the observed indices
+    phases: object                  # complex array: the final phases (model) on f_obs indices
+    fom: np.ndarray                 # calibrated figures of merit per reflection
+    figures: dict = field(default_factory=dict)   # R1, CC, Patterson CC (no truth needed)
+    history: list = field(default_factory=list)   # (cycle, R1, CC) per refinement
+
+
+def e_values(f_obs):
+    """|E| of the observed amplitudes (cctbx quasi-normalisation, as in charge flipping)."""
+    from ml_phasing.observables import _quasi_e
+
+    return f_obs.customized_copy(data=_quasi_e(f_obs), sigmas=None)
+
+
+def gridding_for(f_obs, resolution_factor: float = 1.0 / 3):
+    return maptbx.crystal_gridding(unit_cell=f_obs.unit_cell(), space_group_info=f_obs.space_group_info(),
+                                   d_min=f_obs.d_min(), resolution_factor=resolution_factor,
+                                   symmetry_flags=maptbx.use_space_group_symmetry)
+
+
+def peaks(coefficients, gridding, n_peaks: int, min_distance: float):
+    """Fractional sites and heights of the ``n_peaks`` highest maxima of a map (cctbx peak search)."""
+    fft_map = coefficients.fft_map(crystal_gridding=gridding, symmetry_flags=maptbx.use_space_group_symmetry)
+    fft_map.apply_sigma_scaling()
+    params = maptbx.peak_search_parameters(peak_search_level=1, max_peaks=n_peaks * 4, interpolate=True,
+                                           min_distance_sym_equiv=0.5, min_cross_distance=min_distance,
+                                           max_clusters=n_peaks)
+    clusters = fft_map.peak_search(parameters=params).all(max_clusters=n_peaks)
+    return list(clusters.sites()), list(clusters.heights())
+
+
+def structure_from_peaks(crystal_symmetry, sites, elements, b_iso: float):
+    """An xray.structure with ``elements[i]`` on ``sites[i]`` (special positions handled by cctbx)."""
+    scatterers = flex.xray_scatterer()
+    for i, (site, element) in enumerate(zip(sites, elements)):
+        scatterers.append(xray.scatterer(label=f"{element}{i + 1}", site=tuple(site),
+                                         u=b_iso / (8 * np.pi ** 2), scattering_type=element))
+    sps = crystal_symmetry.special_position_settings(min_distance_sym_equiv=0.5)
+    return xray.structure(special_position_settings=sps, scatterers=scatterers)
+
+
+def refine(xs, f_obs, restraints=None, iterations: int = 25, refine_b: bool = True):
+    """Sites and isotropic B against |Fobs| (cctbx.xray.minimization, LS on F).
+
+    With ``restraints`` (a :class:`ml_phasing.phasing.restraints.Restraints`) the
+    restrained target of that module is minimised instead.
+    """
+    import scitbx.lbfgs
+
+    xs = xs.deep_copy_scatterers()
+    if xs.scatterers().size() == 0:
+        return xs
+    if restraints is not None:
+        return restraints.refine(xs, f_obs, iterations=iterations, refine_b=refine_b)
+    xs.scatterers().flags_set_grads(state=False)
+    for sc in xs.scatterers():
+        sc.flags.set_use_u_iso(True)
+        sc.flags.set_grad_site(True)
+        sc.flags.set_grad_u_iso(refine_b)
+    functor = xray.target_functors.least_squares_residual(f_obs)
+    try:
+        xray.minimization.lbfgs(target_functor=functor, xray_structure=xs,
+                                lbfgs_termination_params=scitbx.lbfgs.termination_parameters(
+                                    max_iterations=iterations),
+                                structure_factor_algorithm="direct" if f_obs.size() < 3000 else "fft")
+    except RuntimeError:  # an LBFGS line search that cannot proceed keeps the last good point
+        pass
+    clamp_b(xs)
+    return xs
+
+
+def clamp_b(xs, b_min: float = 1.0, b_max: float = 80.0):
+    u = xs.scatterers().extract_u_iso()
+    lo, hi = b_min / (8 * np.pi ** 2), b_max / (8 * np.pi ** 2)
+    xs.set_u_iso(values=flex.double([min(max(x, lo), hi) for x in u]))
+
+
+def f_calc_of(xs, miller_set):
+    return miller_set.structure_factors_from_scatterers(xs, algorithm="direct" if miller_set.size() < 3000
+                                                        else "fft").f_calc()
+
+
+def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cycles: int = 30,
+        omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
+        restraints_for=None, d_min_extend: float | None = None, e_obs=None, gridding=None,
+        extra_peaks: float = 0.0, completion_cycles: int = 8) -> Trajectory:
+    """One trajectory from ``start_phases`` (complex or phase array on f_obs's indices, radians).
+
+    ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}). ``restraints_for``
+    builds restraints for a structure (None: free atoms with a minimum distance).
+    """
+    elements = element_list(composition)
+    n_atoms = len(elements)
+    e_obs = e_obs if e_obs is not None else e_values(f_obs)
+    gridding = gridding or gridding_for(f_obs)
+    cs = f_obs.crystal_symmetry()
+    target_set = f_obs
+    extra = None
+    if d_min_extend is not None and d_min_extend < f_obs.d_min() - 1e-3:
+        full = f_obs.complete_set(d_min=d_min_extend)
+        extra = full.lone_set(f_obs)
+    phases = _phases_of(start_phases, f_obs)
+    weights = np.ones(f_obs.size())
+    xs = None
+    history = []
+    n_pick = int(round(n_atoms * (1.0 + extra_peaks)))
+    for cycle in range(cycles):
+        coeffs = e_obs.customized_copy(data=flex.polar(e_obs.data() * flex.double(weights), phases))
+        if extra is not None and xs is not None:
+            coeffs = _with_free_lunch(coeffs, xs, extra, e_obs)
+        sites, heights = peaks(coeffs, gridding, n_pick, min_distance)
+        if not sites:
+            break
+        xs = structure_from_peaks(cs, sites, elements[:len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
+        last = cycle == cycles - 1
+        if (cycle + 1) % refine_every == 0 or last:
+            restraints = restraints_for(xs) if restraints_for is not None else None
+            xs = refine(xs, target_set, restraints)
+            fc = f_calc_of(xs, f_obs)
+            figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
+            history.append((cycle + 1, figs["r1"], figs["cc"]))
+            if last:
+                break
+            keep = xs
+        else:
+            keep = xs
+        if omit_fraction > 0 and keep.scatterers().size() > 3:
+            sel = flex.bool(rng.random(keep.scatterers().size()) >= omit_fraction)
+            if sel.count(True) < 2:
+                sel = flex.bool(keep.scatterers().size(), True)
+            keep = keep.select(sel)
+        fc = f_calc_of(keep, f_obs)
+        phases = flex.arg(fc.data())
+        weights = figures_of_merit.sim_weights(f_obs, fc)
+    # completion: no omission, every cycle refined, the best model by CC kept
+    fc = f_calc_of(xs, f_obs)
+    figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
+    for cycle in range(completion_cycles):
+        weights = figures_of_merit.sim_weights(f_obs, fc)
+        coeffs = e_obs.customized_copy(data=flex.polar(e_obs.data() * weights, flex.arg(fc.data())))
+        if extra is not None:
+            coeffs = _with_free_lunch(coeffs, xs, extra, e_obs)
+        sites, _ = peaks(coeffs, gridding, n_atoms, min_distance)
+        if not sites:
+            break
+        trial = structure_from_peaks(cs, sites, elements[:len(sites)], b_iso)
+        trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+        fc_trial = f_calc_of(trial, f_obs)
+        figs_trial = figures_of_merit.figures(f_obs, fc_trial, e_obs=e_obs)
+        history.append((cycles + cycle + 1, figs_trial["r1"], figs_trial["cc"]))
+        if figs_trial["cc"] <= figs["cc"] + 0.05:
+            if figs_trial["cc"] < figs["cc"]:
+                break
+        xs, fc, figs = trial, fc_trial, figs_trial
+    fom = figures_of_merit.sim_weights(f_obs, fc)
+    return Trajectory(structure=xs, f_calc=fc, phases=fc, fom=fom, figures=figs, history=history)
+
+
+def _phases_of(start, f_obs):
+    if isinstance(start, miller.array):
+        start = start.common_set(f_obs) if start.size() != f_obs.size() else start
+        if start.size() != f_obs.size():
+            lookup = dict(zip(start.indices(), start.data()))
+            data = [lookup.get(h, 0j) for h in f_obs.indices()]
+            start = f_obs.customized_copy(data=flex.complex_double(data))
+        data = start.data()
+        if isinstance(data, flex.complex_double):
+            return flex.arg(data)
+        return data
+    return flex.double(np.asarray(start, dtype=float))
+
+
+def _with_free_lunch(coeffs, xs, extra, e_obs):
+    """Unmeasured reflections of ``extra`` with |Fc| and phases of the current model, on the |E| scale."""
+    fc = f_calc_of(xs, extra)
+    e_c = fc.customized_copy(data=flex.polar(_quasi_on_scale(fc), flex.arg(fc.data())))
+    return coeffs.concatenate(e_c.customized_copy(crystal_symmetry=coeffs.crystal_symmetry()))
+
+
+def _quasi_on_scale(fc):
+    from ml_phasing.observables import _quasi_e
+
+    amp = abs(fc).set_observation_type_xray_amplitude()
+    try:
+        return _quasi_e(amp) * 0.7  # extrapolated reflections are downweighted (SHELXE's free lunch)
+    except AssertionError:
+        return flex.double(fc.size(), 0.0)

@@ -1,0 +1,157 @@
+"""Multi-start phasing: run dual-space trajectories from many starts, pick the best, say if solved.
+
+Starts are run in order (serially, or ``nproc`` at a time in worker processes),
+each with its own deterministic random generator derived from ``(seed, start
+number)``, so a run's result does not depend on ``nproc``. Trajectories are
+ranked by CC(Eo^2, Ec^2) (SHELXD's CC), then R1; the run stops early once a
+start meets the solved criterion (``stop_when_solved``).
+
+``solved`` uses only figures of merit that need no truth: CC >= ``min_cc`` and
+R1 <= ``max_r1``. The thresholds are calibrated by ``benchmarks/solve.py``
+against the truth on held-out data (docs/solve.md gives the precision).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml_phasing.phasing import dual_space
+
+# Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
+SOLVED_MIN_CC = 80.0
+SOLVED_MAX_R1 = 0.25
+
+
+@dataclass
+class Settings:
+    cycles: int = 40
+    completion_cycles: int = 8
+    omit_fraction: float = 0.3
+    refine_every: int = 5
+    min_distance: float = 1.0
+    d_min_extend: float | None = None
+    min_cc: float = SOLVED_MIN_CC
+    max_r1: float = SOLVED_MAX_R1
+    stop_when_solved: bool = True
+    max_seconds: float | None = None
+
+
+@dataclass
+class Result:
+    best: object                       # dual_space.Trajectory
+    best_start: object                 # starts.Start
+    solved: bool
+    attempts: list = field(default_factory=list)   # one dict per start
+    seconds: float = 0.0
+
+
+def is_solved(figures: dict, settings: Settings) -> bool:
+    return figures.get("cc", 0.0) >= settings.min_cc and figures["r1"] <= settings.max_r1
+
+
+def _score(figures: dict):
+    return (figures.get("cc", 0.0), -figures["r1"])
+
+
+def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: int, index: int):
+    rng = np.random.default_rng([seed, index])
+    t0 = time.time()
+    tr = dual_space.run(f_obs, start.phases, composition, rng=rng, cycles=settings.cycles,
+                        omit_fraction=settings.omit_fraction, refine_every=settings.refine_every,
+                        min_distance=settings.min_distance,
+                        d_min_extend=settings.d_min_extend, e_obs=e_obs, gridding=gridding,
+                        completion_cycles=settings.completion_cycles)
+    return tr, time.time() - t0
+
+
+# Worker state for nproc > 1 (fork start method: the data are inherited, not pickled per task).
+_WORKER = {}
+
+
+def _worker_run(args):
+    index, start = args
+    w = _WORKER
+    tr, seconds = _one(w["f_obs"], w["e_obs"], w["gridding"], start, w["composition"], w["settings"], w["seed"], index)
+    xs = tr.structure
+    return index, start, {"sites": [sc.site for sc in xs.scatterers()],
+                          "labels": [sc.label for sc in xs.scatterers()],
+                          "elements": [sc.scattering_type for sc in xs.scatterers()],
+                          "u_iso": list(xs.scatterers().extract_u_iso())}, tr.figures, tr.history, seconds
+
+
+def _rebuild(f_obs, e_obs, plain, figures, history):
+    from cctbx import xray
+    from cctbx.array_family import flex
+
+    from ml_phasing.phasing import figures_of_merit
+
+    scatterers = flex.xray_scatterer()
+    for site, label, element, u in zip(plain["sites"], plain["labels"], plain["elements"], plain["u_iso"]):
+        scatterers.append(xray.scatterer(label=label, site=site, u=u, scattering_type=element))
+    xs = xray.structure(special_position_settings=f_obs.crystal_symmetry().special_position_settings(
+        min_distance_sym_equiv=0.5), scatterers=scatterers)
+    fc = dual_space.f_calc_of(xs, f_obs)
+    return dual_space.Trajectory(structure=xs, f_calc=fc, phases=fc, fom=figures_of_merit.sim_weights(f_obs, fc),
+                                 figures=figures, history=history)
+
+
+def solve(f_obs, composition: dict, starts, settings: Settings | None = None, *, seed: int = 0, nproc: int = 1,
+          max_starts: int = 20, log=None, progress=None) -> Result:
+    """Run the engine from ``starts`` (an iterable of :class:`Start`) and return the best trajectory."""
+    settings = settings or Settings()
+    t0 = time.time()
+    e_obs = dual_space.e_values(f_obs)
+    gridding = dual_space.gridding_for(f_obs)
+    attempts, best, best_start = [], None, None
+    solved = False
+
+    def record(index, start, tr, seconds):
+        nonlocal best, best_start, solved
+        ok = is_solved(tr.figures, settings)
+        attempts.append({"start": index + 1, "kind": start.kind, "label": start.label, "seconds": round(seconds, 2),
+                         "solved": ok, **{k: round(v, 4) for k, v in tr.figures.items()}})
+        if log is not None:
+            print(f"  start {index + 1:3d} ({start.label}): CC {tr.figures.get('cc', 0):5.1f}  "
+                  f"R1 {tr.figures['r1']:.3f}  {seconds:5.1f} s{'  solved' if ok else ''}", file=log)
+            if hasattr(log, "flush"):
+                log.flush()
+        if progress is not None:
+            progress.update(1)
+        if best is None or _score(tr.figures) > _score(best.figures):
+            best, best_start = tr, start
+        solved = solved or ok
+        return ok
+
+    def out_of_time():
+        return settings.max_seconds is not None and time.time() - t0 > settings.max_seconds
+
+    limited = (s for i, s in zip(range(max_starts), starts))
+    if nproc <= 1:
+        for index, start in enumerate(limited):
+            tr, seconds = _one(f_obs, e_obs, gridding, start, composition, settings, seed, index)
+            if (record(index, start, tr, seconds) and settings.stop_when_solved) or out_of_time():
+                break
+    else:
+        import multiprocessing
+
+        _WORKER.update(f_obs=f_obs, e_obs=e_obs, gridding=gridding, composition=composition, settings=settings,
+                       seed=seed)
+        ctx = multiprocessing.get_context("fork")
+        pool = ctx.Pool(nproc)
+        try:
+            for index, start, plain, figures, history, seconds in pool.imap(_worker_run, enumerate(limited)):
+                tr = _rebuild(f_obs, e_obs, plain, figures, history)
+                if (record(index, start, tr, seconds) and settings.stop_when_solved) or out_of_time():
+                    break
+        finally:
+            pool.terminate()
+            pool.join()
+            _WORKER.clear()
+    if best is None:
+        from libtbx.utils import Sorry
+
+        raise Sorry("No start could be made from these data (no phases to start from).")
+    return Result(best=best, best_start=best_start, solved=is_solved(best.figures, settings), attempts=attempts,
+                  seconds=time.time() - t0)

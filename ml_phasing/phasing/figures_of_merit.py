@@ -1,0 +1,73 @@
+"""Figures of merit that need no truth: R1, CC(Fo, Fc) as in SHELXD, Patterson CC; Sim weights.
+
+* ``r1`` = sum| |Fo| - k|Fc| | / sum |Fo| with the least-squares scale k.
+* ``cc`` = 100 x the correlation of Eo^2 and Ec^2 (SHELXD's CC on normalised intensities, in %).
+* ``cc_f`` = correlation of |Fo| and |Fc|.
+* ``patterson_cc`` = correlation of the observed and calculated Pattersons on one grid.
+* :func:`sim_weights`: Sim (1959) figures of merit from the agreement of |Fo| and |Fc| per shell.
+  :func:`calibrate` fits the map from Sim weights to the expected cos(dphi) on held-out data
+  (sigmaA-style, per resolution shell) so that mean FOM = mean cos(dphi).
+"""
+from __future__ import annotations
+
+import numpy as np
+from cctbx.array_family import flex
+
+
+def _scale(fo, fc):
+    return float((fo * fc).sum() / max((fc * fc).sum(), 1e-30))
+
+
+def figures(f_obs, f_calc, e_obs=None) -> dict:
+    fo = f_obs.data().as_numpy_array()
+    fc = np.abs(f_calc.common_set(f_obs).data().as_numpy_array())
+    k = _scale(fo, fc)
+    r1 = float(np.abs(fo - k * fc).sum() / max(fo.sum(), 1e-30))
+    cc_f = float(np.corrcoef(fo, fc)[0, 1]) if fc.std() > 0 else 0.0
+    out = {"r1": r1, "cc_f": cc_f}
+    if e_obs is not None:
+        eo2 = e_obs.data().as_numpy_array() ** 2
+        ec = _normalise(f_calc, f_obs)
+        out["cc"] = float(100 * np.corrcoef(eo2, ec ** 2)[0, 1]) if ec.std() > 0 else 0.0
+    return out
+
+
+def _normalise(f_calc, f_obs):
+    from ml_phasing.observables import _quasi_e
+
+    amp = abs(f_calc.common_set(f_obs)).set_observation_type_xray_amplitude()
+    try:
+        return _quasi_e(amp).as_numpy_array()
+    except AssertionError:
+        return amp.data().as_numpy_array()
+
+
+def sim_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
+    """Sim figures of merit (acentric I1/I0, centric tanh) per reflection."""
+    from ml_phasing.density_prediction import sim_fom
+
+    return flex.double(sim_fom(f_obs, f_calc.common_set(f_obs), n_bins=n_bins))
+
+
+def patterson_cc(f_obs, f_calc) -> float:
+    """CC of the Pattersons of |Fo|^2 and |Fc|^2: the Fourier identity makes it the weighted CC of
+    the squared amplitudes over the reflections (no F000), which is what is computed."""
+    fo2 = f_obs.data().as_numpy_array() ** 2
+    fc2 = np.abs(f_calc.common_set(f_obs).data().as_numpy_array()) ** 2
+    w = f_obs.multiplicities().data().as_numpy_array().astype(float)
+    fo2 = fo2 - np.average(fo2, weights=w) * 0
+    num = (w * fo2 * fc2).sum()
+    den = np.sqrt((w * fo2 * fo2).sum() * (w * fc2 * fc2).sum())
+    return float(num / den) if den > 0 else 0.0
+
+
+def calibrate(fom: np.ndarray, d_spacings: np.ndarray, table: dict | None) -> np.ndarray:
+    """Calibrated FOM: Sim weights mapped through a per-shell linear fit m' = clip(a + b m) fitted on
+    held-out data (``table`` = {'d_edges': [...], 'a': [...], 'b': [...]}); unchanged without a table."""
+    if not table:
+        return fom
+    edges = np.asarray(table["d_edges"])
+    shell = np.clip(np.searchsorted(-edges, -d_spacings, side="right") - 1, 0, len(table["a"]) - 1)
+    a = np.asarray(table["a"])[shell]
+    b = np.asarray(table["b"])[shell]
+    return np.clip(a + b * fom, 0.0, 1.0)

@@ -1,0 +1,132 @@
+"""Phase starts for the engine: any phase set becomes a :class:`Start`.
+
+* :func:`random_starts`: random phases (restricted where the space group says so).
+* :func:`charge_flipping_starts`: smtbx charge-flipping solutions, one per seed.
+* :func:`network_starts`: a Patterson-to-density model's prediction from each proper
+  grid rotation of the Patterson, each in both hands.
+* :func:`user_phases`: PHIB/FOM or map coefficients from the user's MTZ.
+* :func:`extension_starts`: charge flipping on amplitudes extended by an
+  ``extend_resolution`` model; the engine then fills the unmeasured shell from its model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from cctbx import miller
+from cctbx.array_family import flex
+from libtbx.utils import Sorry
+
+
+@dataclass
+class Start:
+    kind: str           # random, charge_flipping, patterson_to_density, phases, extend_resolution
+    label: str          # e.g. "rotation 3, inverted hand"
+    phases: np.ndarray  # radians, on the engine's f_obs indices
+
+
+def _restricted(f_obs, phases: np.ndarray) -> np.ndarray:
+    """Phases obeying the space group's restrictions (centric reflections: phi or phi + pi)."""
+    source = f_obs.customized_copy(data=flex.polar(flex.double(f_obs.size(), 1.0), flex.double(phases)),
+                                   sigmas=None)
+    restricted = f_obs.phase_transfer(phase_source=source, deg=False)
+    return flex.arg(restricted.data()).as_numpy_array()
+
+
+def on_indices(array, f_obs) -> np.ndarray:
+    """Phases (radians) of a complex array on the indices of f_obs; 0 where absent."""
+    array = array.map_to_asu()
+    lookup = dict(zip(array.indices(), flex.arg(array.data())))
+    return np.array([lookup.get(h, 0.0) for h in f_obs.indices()])
+
+
+def random_starts(f_obs, n: int, rng: np.random.Generator):
+    for i in range(n):
+        yield Start("random", f"random phases {i + 1}", _restricted(f_obs, rng.uniform(-np.pi, np.pi, f_obs.size())))
+
+
+def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str = "charge_flipping"):
+    """smtbx charge flipping (``amplitudes`` may be extended data); failed runs give no start."""
+    from ml_phasing.resolution_extension import charge_flip
+
+    data = amplitudes if amplitudes is not None else f_obs
+    for i in range(n):
+        f_calc, info = charge_flip(data, seed=seed + i)
+        if f_calc is not None:
+            yield Start(kind, f"charge flipping seed {seed + i} (symmetry CC {info['symmetry_cc']:.2f})",
+                        on_indices(f_calc, f_obs))
+
+
+def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int = 24, hands: bool = True):
+    """One start per proper grid rotation of the Patterson (and per hand)."""
+    import torch
+    from cctbx import crystal, sgtbx
+
+    from ml_phasing import density_prediction as dp
+
+    n_real, d_model = dp.check_supported(info, f_obs)
+    f_cut = f_obs.resolution_filter(d_min=d_model)
+    p1 = crystal.symmetry(f_cut.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
+    f_p1 = f_cut.expand_to_p1().customized_copy(crystal_symmetry=p1)
+    patt = dp.patterson_input(f_p1, n_real)
+    rots = dp.grid_rotations(patt.shape)[:max(1, rotations)]
+    x = np.stack([dp.rotate_grid(patt, r) for r in rots]).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
+    for i, (m, r) in enumerate(zip(y, rots)):
+        density = dp.unrotate_grid(m, r).astype(np.float64)
+        f_pred, _, _ = dp.symmetrise(f_cut, dp.map_to_structure_factors(density, f_p1))
+        phases = on_indices(f_pred, f_obs)
+        yield Start("patterson_to_density", f"network, grid rotation {i + 1}", phases)
+        if hands:
+            inverted = on_indices(f_pred.customized_copy(data=flex.conj(f_pred.data()))
+                                  if f_obs.space_group().is_centric() is False else f_pred, f_obs)
+            yield Start("patterson_to_density", f"network, grid rotation {i + 1}, other hand", inverted)
+
+
+def user_phases(path: str, f_obs, labels: str | None = None):
+    """A start from the user's phases: map coefficients (FWT,PHWT ...) or a phase column (PHIB)."""
+    from ml_phasing import reflection_io
+
+    arrays = reflection_io.read_arrays(path)
+    if labels:
+        wanted = labels.split(",")[0].strip()
+        complex_arrays = [a for a in arrays if a.is_complex_array() and wanted in (a.info().labels or [])]
+        if complex_arrays:
+            array = complex_arrays[0]
+        else:
+            values = reflection_io.column_values(path, wanted, f_obs)
+            if not np.isfinite(values).any():
+                raise Sorry(f"Column {wanted} of {path} has no phases on the data's reflections.")
+            return Start("phases", f"{path} {wanted}", np.deg2rad(np.nan_to_num(values)))
+    else:
+        array = reflection_io.auto_array(arrays, "complex", path)
+        if array is None:
+            import iotbx.mtz
+
+            try:
+                columns = {c.label(): c.type() for c in iotbx.mtz.object(path).columns()}
+            except Exception:  # noqa: BLE001 - not an MTZ: no phase columns either
+                columns = {}
+            phase_cols = [k for k, t in columns.items() if t == "P"]
+            if not phase_cols:
+                raise Sorry(f"{path} has no phases (no map coefficients and no phase column); "
+                            f"available: {reflection_io.available_labels(arrays)}.")
+            return user_phases(path, f_obs, phase_cols[0])
+    array = array.customized_copy(crystal_symmetry=f_obs.crystal_symmetry())
+    if isinstance(array.data(), flex.complex_double) and flex.max(flex.abs(array.data())) <= 0:
+        raise Sorry(f"The map coefficients in {path} are all zero.")
+    return Start("phases", f"{path} {array.info().label_string()}", on_indices(array, f_obs))
+
+
+def extension_amplitudes(model, info, f_obs, d_min_target=None, device="cpu"):
+    """Measured amplitudes plus the extension model's prediction beyond them."""
+    from ml_phasing.resolution_extension import check_supported, extend
+
+    check_supported(info, f_obs, d_min_target)
+    r = extend(model, info, f_obs, d_min_target, device)
+    return r
+
+
+def as_miller(f_obs, phases: np.ndarray):
+    return miller.array(f_obs, flex.polar(f_obs.data(), flex.double(phases)))

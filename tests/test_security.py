@@ -1,0 +1,113 @@
+"""No input file is ever unpickled (issue: code ran from pickled input files).
+
+A pickle whose ``__reduce__`` writes a marker file is handed to every entry point
+in every role a file can take; the program must refuse it with a Sorry (exit 1)
+and the marker must never appear.
+"""
+import os
+import pickle
+
+import pytest
+
+from ml_phasing.program_support import run_cli
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    marker = tmp_path / "MARKER"
+
+    def make(name, protocol=4):
+        path = tmp_path / name
+        with open(path, "wb") as f:
+            pickle.dump(_Payload(str(marker)), f, protocol=protocol)
+        return str(path)
+
+    make.marker = marker
+    make.dir = tmp_path
+    return make
+
+
+def _programs():
+    import importlib
+    import importlib.util
+
+    names = ("patterson_to_density", "extend_resolution", "evaluate", "simulate", "train", "solve")
+    return {n: importlib.import_module(f"ml_phasing.programs.{n}").Program for n in names
+            if importlib.util.find_spec(f"ml_phasing.programs.{n}")}
+
+
+@pytest.fixture(scope="module")
+def good_mtz(tmp_path_factory):
+    from cctbx.development import random_structure
+    from cctbx import sgtbx
+
+    xs = random_structure.xray_structure(sgtbx.space_group_info("P1"), elements=["C"] * 6,
+                                         unit_cell=(10, 10, 10, 90, 90, 90), random_u_iso=False)
+    f = xs.structure_factors(d_min=1.5).f_calc()
+    path = tmp_path_factory.mktemp("good") / "good.mtz"
+    mtz = f.as_mtz_dataset(column_root_label="FC")
+    mtz.add_miller_array(abs(f).set_observation_type_xray_amplitude(), column_root_label="F")
+    mtz.mtz_object().write(str(path))
+    return str(path)
+
+
+CASES = [
+    # (program, args with {evil} standing for the pickle's path, name of the pickle file)
+    ("patterson_to_density", ["{evil}"], "data.mtz"),
+    ("patterson_to_density", ["{evil}"], "data.hkl"),
+    ("patterson_to_density", ["{evil}"], "params.eff"),
+    ("patterson_to_density", ["{good}", "model={evil}", "output.prefix={dir}/out"], "model.pt"),
+    ("extend_resolution", ["{evil}"], "data.mtz"),
+    ("extend_resolution", ["{good}", "model={evil}", "output.prefix={dir}/out"], "model.pt"),
+    ("evaluate", ["reference.file={good}", "prediction.file={evil}", "output.directory={dir}/ev"], "pred.mtz"),
+    ("evaluate", ["reference.file={good}", "prediction.file={evil}", "output.directory={dir}/ev"], "pred.ccp4"),
+    ("evaluate", ["reference.file={evil}", "prediction.file={good}", "output.directory={dir}/ev"], "ref.pdb"),
+    ("simulate", ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
+     "model.pdb"),
+    ("simulate", ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
+     "model.cif"),
+    ("train", ["train.init_model={evil}", "train.data.train={dir}", "output.directory={dir}/tr"], "init.pt"),
+    ("solve", ["{evil}"], "data.mtz"),
+    ("solve", ["{good}", "seed=phases", "phases.file={evil}", "output.prefix={dir}/out"], "start.mtz"),
+]
+
+
+@pytest.mark.parametrize("program,args,name", CASES, ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("protocol", [0, 4])
+def test_pickled_input_never_runs(program, args, name, protocol, evil, good_mtz, capsys):
+    path = evil(name, protocol=protocol)
+    argv = [a.format(evil=path, good=good_mtz, dir=str(evil.dir)) for a in args]
+    cwd = os.getcwd()
+    os.chdir(evil.dir)
+    try:
+        status = run_cli(_programs()[program], argv)
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert not evil.marker.exists(), f"{program} ran code from a pickled {name}"
+    assert status == 1, err
+    assert err.strip().startswith("Sorry:") and "Traceback" not in err
+
+
+def test_detect_recognises_formats(tmp_path, good_mtz):
+    from ml_phasing import file_formats
+
+    assert file_formats.detect(good_mtz) == "mtz"
+    for protocol in [0, 1, 2, 3, 4, 5]:  # a code-running pickle in every protocol
+        p = tmp_path / f"x{protocol}.bin"
+        p.write_bytes(pickle.dumps(_Payload("/nonexistent"), protocol=protocol))
+        assert file_formats.detect(str(p)) == "pickle", protocol
+    (tmp_path / "d.bin").write_bytes(pickle.dumps({"a": 1}, protocol=1))  # unknown, still never unpickled
+    assert file_formats.detect(str(tmp_path / "d.bin")) in ("pickle", "unknown")
+    (tmp_path / "a.eff").write_text("simulate { n_examples = 3 }\n")
+    assert file_formats.detect(str(tmp_path / "a.eff")) == "phil"
+    (tmp_path / "a.hkl").write_text("   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n")
+    assert file_formats.detect(str(tmp_path / "a.hkl")) == "shelx_hkl"
