@@ -1,0 +1,272 @@
+"""ml_phasing.solve: observed amplitudes -> phase starts -> dual-space engine -> a refined structure."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+from cctbx import miller
+from cctbx.array_family import flex
+import libtbx.phil
+from libtbx import citations as libtbx_citations
+from libtbx.program_template import ProgramTemplate
+from libtbx.utils import Sorry
+
+from ml_phasing import map_io, reflection_io
+from ml_phasing.atomic_io import write_text
+from ml_phasing.phasing import composition as comp_mod
+from ml_phasing.phasing import engine, starts
+from ml_phasing.phil.solve import phil_str
+from ml_phasing.program_support import input_file, log_header, logged, progress, resolve_device, symmetry_from_params
+from ml_phasing.version import __version__
+
+CITATIONS = libtbx_citations.master_citation_phil.fetch(source=libtbx.phil.parse("""
+citation {
+  article_id = shelxd
+  authors = Schneider TR, Sheldrick GM
+  title = Substructure solution with SHELXD
+  journal = Acta Cryst. D
+  volume = 58
+  pages = 1772-1779
+  year = 2002
+  doi_id = "10.1107/S0907444902011678"
+}
+citation {
+  article_id = pan2023
+  authors = Pan T, Jin S, Miller MD, Kyrillidis A, Phillips GN Jr
+  title = A deep learning solution for crystallographic structure determination
+  journal = IUCrJ
+  volume = 10
+  pages = 487-496
+  year = 2023
+  doi_id = "10.1107/S2052252523004293"
+}
+""")).extract().citation
+
+
+class Program(ProgramTemplate):
+    program_name = "ml_phasing.solve"
+    version = __version__
+    citations = CITATIONS
+    known_article_ids = ["cctbx"]
+    description = """
+Solve a small-molecule or peptide structure from observed amplitudes: phase starts
+go through dual-space recycling (peak search -> atoms -> random omission ->
+phases, as SHELXD does) with least-squares refinement of sites and B against
+|Fobs| (cctbx), and the best start by CC(Eo^2,Ec^2) and R1 is kept. A start is
+called solved only when its figures of merit (no truth needed) meet the
+calibrated criterion (engine.solved.*; docs/solve.md gives its precision).
+
+Starts (seed=): auto uses a shipped Patterson-to-density model's predictions (each
+grid rotation, both hands) where one serves the cell, else charge flipping and
+random phases; patterson_to_density, extend_resolution, charge_flipping, random,
+or phases (your own PHIB/FOM or map coefficients, phases.file=).
+
+Outputs (output.prefix, default the input file's name + "_solve"):
+  <prefix>.res        SHELXL-ready: CELL, LATT/SYMM, SFAC/UNIT, atoms, HKLF 4
+  <prefix>.cif        small-molecule CIF (cell, symmetry, _atom_site loop)
+  <prefix>.pdb        the atoms with CRYST1
+  <prefix>.mtz        F,SIGF; FWT,PHWT (2mFo-DFc); PHIB,FOM; FC,PHIC (model)
+  <prefix>_map.ccp4   the 2mFo-DFc map
+  <prefix>.log, <prefix>.json (figures of merit of every start, the start
+                      chosen, solved or not)
+A run that finds no solution exits 0, says so, and still writes its best
+attempt, marked unsolved in the JSON and in the file titles.
+
+Examples:
+
+  ml_phasing.solve data.mtz composition="C6 N2 O3"
+  ml_phasing.solve data.hkl symmetry.unit_cell=7.1,9.3,11.2,90,101.2,90 \\
+      symmetry.space_group=P21/c composition="C12 O2" nproc=2
+  ml_phasing.solve dialanine.mtz seed=patterson_to_density composition="C6 N2 O3"
+  ml_phasing.solve data.mtz seed=phases phases.file=data_p2d.mtz phases.labels=FWT,PHWT
+  ml_phasing.solve data.mtz seed=random engine.max_starts=50 output.prefix=ab_initio
+"""
+    datatypes = ["miller_array", "phil"]
+    master_phil_str = phil_str
+
+    def validate(self):
+        p = self.params
+        path = input_file(self)
+        self.input_path = path
+        stem = os.path.splitext(os.path.basename(path))[0]
+        self.prefix = p.output.prefix or f"{stem}_solve"
+        self.outputs = [f"{self.prefix}{s}" for s in (".res", ".cif", ".pdb", ".mtz", "_map.ccp4", ".json")]
+        if not p.output.overwrite:
+            existing = [x for x in self.outputs + [f"{self.prefix}.log"] if os.path.exists(x)]
+            if existing:
+                raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+        self.device = resolve_device(p.device)
+        sym = symmetry_from_params(p.symmetry)
+        self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, p.input.labels, sym)
+        if p.d_min is not None:
+            if p.d_min < self.f_obs.d_min() - 1e-3:
+                raise Sorry(f"d_min={p.d_min} is finer than the data ({self.f_obs.d_min():.2f} A).")
+            self.f_obs = self.f_obs.resolution_filter(d_min=p.d_min)
+        if self.f_obs.size() < 10:
+            raise Sorry(f"Only {self.f_obs.size()} usable reflections in {path}: too few to phase.")
+        cs = self.f_obs.crystal_symmetry()
+        self.composition = (comp_mod.parse_composition(p.composition) if p.composition
+                            else comp_mod.estimate_composition(cs))
+        comp_mod.check_fits(cs, self.composition)
+        if p.seed == "phases" and not p.phases.file:
+            raise Sorry("seed=phases needs phases.file= (an MTZ with phases or map coefficients).")
+        self.start_phases = None
+        if p.seed == "phases":
+            self.start_phases = starts.user_phases(p.phases.file, self.f_obs, p.phases.labels)
+        self.model = self.model_info = None
+        self.seed_kind = p.seed
+        self.notes = []
+        if p.seed in ("auto", "patterson_to_density"):
+            self._load_density_model(required=p.seed == "patterson_to_density")
+        elif p.seed == "extend_resolution":
+            from ml_phasing.model_file import load_model
+            from ml_phasing.resolution_extension import check_supported, resolve_model
+
+            model = resolve_model(p.model, float(self.f_obs.d_min()))
+            self.model, self.model_info = load_model(model, task="extend_resolution", device=self.device)
+            check_supported(self.model_info, self.f_obs, None)
+            self.model_path = model
+
+    def _load_density_model(self, required: bool):
+        from ml_phasing import density_prediction
+        from ml_phasing.model_file import load_model
+
+        path = density_prediction.resolve_model(self.params.model)
+        if not os.path.isfile(path):
+            raise Sorry(f"Model file not found: {path}")
+        model, info = load_model(path, task="patterson_to_density", device=self.device)
+        try:
+            density_prediction.check_supported(info, self.f_obs)
+        except Sorry as e:
+            if required:
+                raise
+            self.notes.append(f"No shipped model serves these data ({e}); running ab initio "
+                              "(charge flipping, then random phases).")
+            self.seed_kind = "ab_initio"
+            return
+        self.model, self.model_info, self.model_path = model, info, path
+        self.seed_kind = "patterson_to_density"
+
+    def _starts(self):
+        p = self.params
+        rng = np.random.default_rng([p.random_seed, 7])
+        f = self.f_obs
+        n = p.engine.max_starts
+        if self.seed_kind == "patterson_to_density":
+            yield from starts.network_starts(self.model, self.model_info, f, self.device, rotations=24)
+            yield from starts.random_starts(f, n, rng)
+        elif self.seed_kind == "extend_resolution":
+            ext = starts.extension_amplitudes(self.model, self.model_info, f, None, self.device)
+            self.extended = ext
+            yield from starts.charge_flipping_starts(f, n, p.random_seed, amplitudes=ext["extended"],
+                                                     kind="extend_resolution")
+            yield from starts.random_starts(f, n, rng)
+        elif self.seed_kind == "charge_flipping":
+            yield from starts.charge_flipping_starts(f, n, p.random_seed)
+        elif self.seed_kind == "random":
+            yield from starts.random_starts(f, n, rng)
+        elif self.seed_kind == "phases":
+            yield self.start_phases
+            yield from starts.random_starts(f, n, rng)
+        else:  # ab initio
+            yield from starts.charge_flipping_starts(f, min(3, n), p.random_seed)
+            yield from starts.random_starts(f, n, rng)
+
+    def run(self):
+        with logged(self, f"{self.prefix}.log"):
+            self._run()
+
+    def _settings(self):
+        e = self.params.engine
+        d_ext = e.d_min_extend
+        if self.seed_kind == "extend_resolution" and d_ext is None:
+            d_ext = float(self.model_info["task_config"]["d_min_high"])
+        return engine.Settings(cycles=e.cycles, completion_cycles=e.completion_cycles, omit_fraction=e.omit_fraction,
+                               refine_every=e.refine_every, min_distance=e.min_distance, d_min_extend=d_ext,
+                               min_cc=e.solved.min_cc, max_r1=e.solved.max_r1, stop_when_solved=e.stop_when_solved,
+                               max_seconds=e.max_seconds)
+
+    def _run(self):
+        p = self.params
+        log_header(self, p.random_seed, self.device)
+        out = self.logger
+        i = self.input_info
+        f = self.f_obs
+        print(f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
+              f"{', French-Wilson' if i['intensities_converted'] else ''}), {f.space_group_info()}, "
+              f"cell {tuple(round(x, 3) for x in f.unit_cell().parameters())} A, d_min {f.d_min():.2f} A"
+              + (f" (cut at d_min={p.d_min})" if p.d_min else ""), file=out)
+        print("Composition per asymmetric unit: "
+              + " ".join(f"{e}{int(round(n))}" for e, n in self.composition.items())
+              + ("" if p.composition else " (estimated: give composition=)"), file=out)
+        for note in self.notes:
+            print(note, file=out)
+        print(f"Starts: {self.seed_kind}" + (f" ({self.model_path})" if self.model is not None else ""), file=out)
+        settings = self._settings()
+        bar = progress(total=p.engine.max_starts, desc="starts", unit="start")
+        try:
+            result = engine.solve(f, self.composition, self._starts(), settings, seed=p.random_seed, nproc=p.nproc,
+                                  max_starts=p.engine.max_starts, log=out, progress=bar)
+        finally:
+            bar.close()
+        best = result.best
+        verdict = "SOLVED" if result.solved else "NOT SOLVED"
+        print(f"\n{verdict}: best start {result.best_start.label}; CC {best.figures.get('cc', 0):.1f}, "
+              f"R1 {best.figures['r1']:.3f}, {best.structure.scatterers().size()} atoms; "
+              f"{len(result.attempts)} starts in {result.seconds:.1f} s "
+              f"({result.seconds / max(len(result.attempts), 1):.1f} s per start)", file=out)
+        if not result.solved:
+            print("No start met the solved criterion (CC >= %.0f and R1 <= %.2f); the best attempt is written, "
+                  "marked unsolved." % (settings.min_cc, settings.max_r1), file=out)
+        files = self._write(result)
+        for name in files:
+            print(f"  wrote {name}", file=out)
+        self.result = {
+            "program": self.program_name, "version": __version__, "input": self.input_info,
+            "composition": self.composition, "seed": self.seed_kind, "solved": bool(result.solved),
+            "criterion": {"min_cc": settings.min_cc, "max_r1": settings.max_r1},
+            "best": {"start": result.best_start.label, "kind": result.best_start.kind,
+                     **{k: round(v, 4) for k, v in best.figures.items()},
+                     "n_atoms": int(best.structure.scatterers().size()),
+                     "mean_fom": float(np.mean(best.fom))},
+            "starts": result.attempts, "seconds": round(result.seconds, 2),
+            "seconds_per_start": round(result.seconds / max(len(result.attempts), 1), 2),
+            "notes": self.notes, "files": files,
+        }
+        write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
+        files.append(f"{self.prefix}.json")
+
+    def _write(self, result) -> list:
+        from ml_phasing import shelx_io
+        from ml_phasing.phasing import writers
+
+        xs = result.best.structure
+        title = f"ml_phasing.solve {'solved' if result.solved else 'UNSOLVED best attempt'}"
+        f_obs = self.f_obs
+        fc = result.best.f_calc.common_set(f_obs)
+        fom = flex.double(result.best.fom)
+        coeffs = writers.two_mfo_dfc(f_obs, fc, fom)
+        files = []
+        shelx_io.write_res(f"{self.prefix}.res", xs, title=title)
+        files.append(f"{self.prefix}.res")
+        writers.write_cif(f"{self.prefix}.cif", xs, title=title, solved=result.solved)
+        files.append(f"{self.prefix}.cif")
+        writers.write_pdb(f"{self.prefix}.pdb", xs, title=title)
+        files.append(f"{self.prefix}.pdb")
+        phi = flex.arg(fc.data())
+        phib = miller.array(f_obs, phi * float(180.0 / np.pi))
+        columns = [(f_obs, "F"), (coeffs, "FWT"), (phib, "PHIB", "P"), (miller.array(f_obs, fom), "FOM", "W"),
+                   (fc, "FC")]
+        map_io.write_mtz(f"{self.prefix}.mtz", columns, rename={"PHIFWT": "PHWT", "PHIFC": "PHIC"}, title=title)
+        files.append(f"{self.prefix}.mtz")
+        density = writers.map_on_grid(coeffs)
+        map_io.write_ccp4_map(f"{self.prefix}_map.ccp4", f_obs.unit_cell(), density, title=title)
+        files.append(f"{self.prefix}_map.ccp4")
+        return files
+
+    def get_results(self):
+        return getattr(self, "result", None)
+
+    def get_results_as_JSON(self):
+        return json.dumps(self.get_results(), indent=2, default=str)

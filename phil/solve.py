@@ -1,0 +1,82 @@
+"""PHIL parameters of ml_phasing.solve (and the engine scope the other programs include)."""
+
+engine_phil_str = """
+cycles = 40
+  .type = int(value_min=1)
+  .help = "Dual-space cycles per start (peaks -> atoms with random omission -> phases; \\
+           least squares every refine_every cycles)."
+completion_cycles = 8
+  .type = int(value_min=0)
+  .help = "Cycles after the main ones with no omission and refinement each cycle; the \\
+           model with the best CC is kept."
+omit_fraction = 0.3
+  .type = float(value_min=0, value_max=0.9)
+  .help = "Fraction of the atoms left out at random when new phases are computed."
+refine_every = 5
+  .type = int(value_min=1)
+  .help = "Least-squares refinement of sites and B against |Fobs| every this many cycles."
+min_distance = 1.0
+  .type = float(value_min=0.5)
+  .help = "Closest distance (A) between two atoms taken from map peaks."
+max_starts = 30
+  .type = int(value_min=1)
+  .help = "Most starts to try; the run stops at the first solved start (stop_when_solved)."
+stop_when_solved = True
+  .type = bool
+  .help = "Stop at the first start whose figures of merit meet the solved criterion."
+max_seconds = None
+  .type = float(value_min=1)
+  .help = "Stop starting new trajectories after this many seconds."
+d_min_extend = None
+  .type = float(value_min=0.3)
+  .help = "Free lunch: unmeasured reflections to this resolution take amplitudes and \\
+           phases from the current model each cycle (as SHELXE/SHELXT)."
+solved {
+  min_cc = 80.0
+    .type = float(value_min=0, value_max=100)
+    .help = "A start counts as solved when CC(Eo^2,Ec^2) in % reaches this ..."
+  max_r1 = 0.25
+    .type = float(value_min=0, value_max=1)
+    .help = "... and R1 is at most this. Calibrated in benchmarks/solve.py (docs/solve.md)."
+}
+"""
+
+phil_str = """
+include scope ml_phasing.phil.common.phil_scope
+input {
+  include scope ml_phasing.phil.common.reflection_input_phil_scope
+}
+symmetry {
+  include scope ml_phasing.phil.common.symmetry_phil_scope
+}
+composition = None
+  .type = str
+  .help = "Contents of the asymmetric unit, e.g. 'C10 N2 O2' (non-H atoms are placed). \\
+           Default: all carbon at 18 A^3 per atom."
+d_min = None
+  .type = float(value_min=0.3)
+  .help = "Cut the data at this resolution first (A), e.g. to test what extension buys."
+seed = *auto patterson_to_density extend_resolution charge_flipping random phases
+  .type = choice
+  .help = "Where the starts come from. auto: a shipped Patterson-to-density model's \\
+           predictions (each grid rotation and both hands) where one serves the cell, \\
+           else charge flipping then random phases (ab initio). patterson_to_density: \\
+           model=; extend_resolution: charge flipping on amplitudes extended by an \\
+           extension model, with the free lunch to its resolution; phases: phases.file."
+model = None
+  .type = path
+  .help = "Model file or shipped model name for seed=patterson_to_density or extend_resolution."
+phases {
+  file = None
+    .type = path
+    .help = "MTZ with the user's phases (map coefficients, or a PHIB-like phase column) for seed=phases."
+  labels = None
+    .type = str
+    .help = "Columns of phases.file, e.g. FWT,PHWT or PHIB."
+}
+engine {
+%s
+}
+""" % engine_phil_str
+
+phil_scope = None  # parsed by the program (the included scopes need iotbx types)
