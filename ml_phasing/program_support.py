@@ -80,11 +80,30 @@ def run_cli(program_class, args=None) -> int:
         sys.stdout.flush()
         print(f"Sorry: {e}".rstrip(), file=sys.stderr)
         return 1
+    except RuntimeError as e:
+        # libtbx.phil reports a user's type or range error ("engine.cycles=abc", "nproc=0") as a
+        # RuntimeError naming the parameter and its source; anything else is a bug.
+        text = str(e)
+        if not _is_phil_error(text):
+            raise
+        sys.stdout.flush()
+        print(f"Sorry: {text.splitlines()[0]}".rstrip(), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         sys.stdout.flush()
         print("Interrupted: rerun the same command to resume.", file=sys.stderr)
         return 130
     return 0
+
+
+_PHIL_ERRORS = ("Error interpreting", "value must be", "not a possible choice", "Unexpected definition",
+                "Syntax error", "Missing value", "must be at least", "must not exceed", "Not a valid choice",
+                "less than the minimum allowed", "greater than the maximum allowed", "Unknown choice")
+
+
+def _is_phil_error(text: str) -> bool:
+    return ("command line argument" in text or "(file " in text or "input line" in text) and \
+        any(key in text for key in _PHIL_ERRORS)
 
 
 def resolve_device(name: str) -> str:

@@ -20,8 +20,8 @@ import numpy as np
 from ml_phasing.phasing import dual_space
 
 # Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
-SOLVED_MIN_CC = 80.0
-SOLVED_MAX_R1 = 0.25
+SOLVED_MIN_CC = 90.0
+SOLVED_MAX_R1 = 0.15
 
 
 @dataclass

@@ -113,10 +113,11 @@ def user_phases(path: str, f_obs, labels: str | None = None):
                 raise Sorry(f"{path} has no phases (no map coefficients and no phase column); "
                             f"available: {reflection_io.available_labels(arrays)}.")
             return user_phases(path, f_obs, phase_cols[0])
+    label = array.info().label_string() if array.info() is not None else "phases"
     array = array.customized_copy(crystal_symmetry=f_obs.crystal_symmetry())
     if isinstance(array.data(), flex.complex_double) and flex.max(flex.abs(array.data())) <= 0:
         raise Sorry(f"The map coefficients in {path} are all zero.")
-    return Start("phases", f"{path} {array.info().label_string()}", on_indices(array, f_obs))
+    return Start("phases", f"{path} {label}", on_indices(array, f_obs))
 
 
 def extension_amplitudes(model, info, f_obs, d_min_target=None, device="cpu"):

@@ -36,14 +36,31 @@ def map_on_grid(coefficients, resolution_factor: float = 1.0 / 3):
 
 
 def write_cif(path: str, xs, title: str, solved: bool) -> None:
-    """A small-molecule CIF (cell, symmetry operators, _atom_site loop with U_iso) that gemmi and Olex2 read."""
-    buf = io.StringIO()
-    xs.as_cif_simple(out=buf, data_name="ml_phasing_solve")
-    text = buf.getvalue()
-    lines = text.splitlines()
-    head = [lines[0], f"_computing_structure_solution 'ml_phasing.solve ({title})'",
-            f"_ml_phasing_solved {'yes' if solved else 'no'}"]
-    write_text(path, "\n".join(head + lines[1:]) + "\n")
+    """A small-molecule CIF with the core (CIF 1.1) names that gemmi, Olex2 and Mercury read:
+    cell, space group with its operators, and an _atom_site loop with U_iso (written with gemmi.cif)."""
+    import gemmi
+
+    doc = gemmi.cif.Document()
+    block = doc.add_new_block("ml_phasing_solve")
+    sgi = xs.space_group_info()
+    block.set_pair("_computing_structure_solution", gemmi.cif.quote(f"ml_phasing.solve: {title}"))
+    block.set_pair("_ml_phasing_solved", "yes" if solved else "no")
+    for name, value in zip(("a", "b", "c", "alpha", "beta", "gamma"), xs.unit_cell().parameters()):
+        key = f"_cell_length_{name}" if len(name) == 1 else f"_cell_angle_{name}"
+        block.set_pair(key, f"{value:.4f}")
+    block.set_pair("_cell_volume", f"{xs.unit_cell().volume():.2f}")
+    block.set_pair("_space_group_name_H-M_alt", gemmi.cif.quote(str(sgi)))
+    block.set_pair("_symmetry_space_group_name_H-M", gemmi.cif.quote(str(sgi)))
+    block.set_pair("_space_group_IT_number", str(sgi.type().number()))
+    ops = block.init_loop("_space_group_symop_", ["id", "operation_xyz"])
+    for i, op in enumerate(xs.space_group().all_ops()):
+        ops.add_row([str(i + 1), gemmi.cif.quote(op.as_xyz())])
+    atoms = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
+                                            "U_iso_or_equiv", "adp_type", "occupancy"])
+    for sc in xs.scatterers():
+        atoms.add_row([sc.label, sc.scattering_type] + [f"{x:.6f}" for x in sc.site]
+                      + [f"{sc.u_iso:.5f}", "Uiso", f"{sc.occupancy:.4f}"])
+    write_text(path, doc.as_string())
 
 
 def write_pdb(path: str, xs, title: str) -> None:

@@ -132,7 +132,14 @@ Examples:
         from ml_phasing import density_prediction
         from ml_phasing.model_file import load_model
 
-        path = density_prediction.resolve_model(self.params.model)
+        from ml_phasing import resolution_extension
+
+        name = self.params.model
+        if name in getattr(resolution_extension, "SHIPPED_MODELS", {}):
+            raise Sorry(f"model={name} is a shipped extend_resolution model; seed=patterson_to_density needs a "
+                        f"patterson_to_density model ({', '.join(density_prediction.SHIPPED_MODELS)}), or use "
+                        "seed=extend_resolution.")
+        path = density_prediction.resolve_model(name)
         if not os.path.isfile(path):
             raise Sorry(f"Model file not found: {path}")
         model, info = load_model(path, task="patterson_to_density", device=self.device)

@@ -1,0 +1,255 @@
+"""Benchmark of the phasing engine (issue 10): every row side by side, in one run.
+
+Sets (never trained on; the truth is known):
+  dialanine_real  dialanine fragments cut from ../shared/realdata/pdb with the entries' own
+                  B factors (clipped to 5-40 A^2), 10 A P1 cells, 1.5 A, random proper rotation
+  dialanine_gen   the generator's own held-out dialanine (phil/dialanine_10A_simulate.eff, seed 1000003)
+  random_<d>      random small-molecule crystals (10-30 atoms of C/N/O, the six space groups)
+                  with true data to d = 1.0, 1.2, 1.5 A
+
+Rows:
+  network         the shipped model's default prediction (24 rotations + 20 charge-flipping cycles)
+  network+engine  ml_phasing.solve's library with the model's starts (then random starts)
+  engine_random   the engine from random phases only (the classical baseline)
+  charge_flip     cctbx/smtbx charge flipping (up to 3 seeds, the best by its own symmetry CC)
+
+Reported per set and row: median phase error against the truth (origin and hand aware,
+cphasematch-style), fraction solved (every true atom within 0.5 A of a model atom, origin and
+hand allowed, euclidean_model_matching), the precision of the "solved" flag (how many runs
+called solved are solved), mean FOM against mean cos(dphi), and seconds per crystal and per start.
+
+Run:  python benchmarks/solve.py [n_per_set] [sets,comma,separated] [max_starts]
+"""
+import boost_adaptbx.boost.python  # noqa: F401
+import torch  # noqa: F401
+
+import glob
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+from cctbx import sgtbx
+from cctbx.array_family import flex
+from cctbx.development import random_structure
+
+from ml_phasing import density_prediction
+from ml_phasing.metrics.atoms import atom_recovery
+from ml_phasing.metrics.phases import phase_statistics
+from ml_phasing.model_file import load_model
+from ml_phasing.phasing import engine, starts
+from ml_phasing.resolution_extension import charge_flip
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REALDATA = os.path.join(HERE, "..", "..", "shared", "realdata")
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+SETS = sys.argv[2].split(",") if len(sys.argv) > 2 else ["dialanine_real", "dialanine_gen", "random_1.0",
+                                                         "random_1.2", "random_1.5"]
+MAX_STARTS = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+SEED = 1_000_003
+SPACE_GROUPS = ["P1", "P-1", "P21", "C2", "P21/c", "P212121"]
+
+
+def real_dialanines(n):
+    """Dialanine fragments cut from the real PDB files, with their own B (5-40 A^2)."""
+    import gemmi
+
+    from ml_phasing.sources.peptides import DIALANINE_ATOMS, _centre, _random_rotation, min_image_distance, \
+        to_xray_structure
+
+    frags = []
+    for path in sorted(glob.glob(os.path.join(REALDATA, "pdb", "*"))):
+        st = gemmi.read_structure(path)
+        st.setup_entities()
+        st.remove_hydrogens()
+        st.remove_ligands_and_waters()
+        st.remove_alternative_conformations()
+        for chain in st[0]:
+            res = list(chain)
+            for a, b in zip(res, res[1:]):
+                try:
+                    if a["C"][0].pos.dist(b["N"][0].pos) > 1.5:
+                        continue
+                except (IndexError, RuntimeError):
+                    continue
+                atoms, bs = [], []
+                for seq, r in ((1, a), (2, b)):
+                    present = {at.name: at for at in r}
+                    if any(x not in present for x in DIALANINE_ATOMS):
+                        break
+                    for x in DIALANINE_ATOMS:
+                        at = present[x]
+                        atoms.append(("ALA", seq, x, at.element.name, np.array(at.pos.tolist())))
+                        bs.append(float(np.clip(at.b_iso, 5, 40)))
+                else:
+                    frags.append((atoms, bs))
+    rng = np.random.default_rng(SEED)
+    out = []
+    for k in rng.permutation(len(frags)):
+        atoms, bs = frags[k]
+        xyz = _centre(atoms, 10.0, _random_rotation(rng))
+        if min_image_distance(xyz, 10.0) < 2.5:
+            continue
+        out.append(to_xray_structure(atoms, xyz, 10.0, bs))
+        if len(out) == n:
+            break
+    return out, 1.5
+
+
+def generator_dialanines(n):
+    from ml_phasing.sources.peptides import PeptidesConfig, make_structure
+
+    cfg = PeptidesConfig(kind="dialanine", residues=("ALA",), files=(), cell_edge=10.0, min_image_distance=2.5,
+                         random_rotation=True, b_iso_min=5.0, b_iso_max=15.0)
+    rng = np.random.default_rng(SEED)
+    return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
+
+
+def random_crystals(n, d_min):
+    rng = np.random.default_rng(SEED)
+    out = []
+    for i in range(n):
+        sg = SPACE_GROUPS[i % len(SPACE_GROUPS)]
+        k = int(rng.integers(10, 31))
+        els = list(rng.choice(["C"] * 6 + ["N", "O"], k))
+        seed = int(rng.integers(1 << 30))
+        random.seed(seed)
+        flex.set_random_seed(seed)
+        xs = random_structure.xray_structure(sgtbx.space_group_info(sg), elements=els, volume_per_atom=18,
+                                             random_u_iso=True, random_u_iso_scale=0.04, min_distance=1.2)
+        out.append(xs)
+    return out, d_min
+
+
+def composition_of(xs):
+    comp = {}
+    for sc in xs.scatterers():
+        comp[sc.scattering_type] = comp.get(sc.scattering_type, 0) + 1
+    return comp
+
+
+def judge(xs, f_true, f_pred, sites=None, fom=None):
+    common = f_true.common_set(f_pred)
+    pred = f_pred.common_set(common)
+    h = np.array(common.indices())
+    stats = phase_statistics(h, common.d_spacings().data().as_numpy_array(), common.data().as_numpy_array(),
+                             pred.data().as_numpy_array(), common.space_group_info(), n_bins=1)
+    dphi = None
+    if fom is not None:
+        aligned = stats["aligned_f_pred"]
+        dphi = np.angle(aligned / common.data().as_numpy_array())
+    out = {"phase_error": stats["overall"]["mean_phase_error"]}
+    if sites is not None:
+        out["recovery"] = atom_recovery(xs, sites)["fraction_matched"]
+        out["true_solved"] = out["recovery"] == 1.0
+    if fom is not None:
+        out["mean_fom"] = float(np.mean(fom))
+        out["mean_cos"] = float(np.mean(np.cos(dphi)))
+    return out
+
+
+def main():
+    model, info = load_model(density_prediction.DEFAULT_MODEL, task="patterson_to_density")
+    table = {}
+    for name in SETS:
+        if name == "dialanine_real":
+            if not os.path.isdir(REALDATA):
+                print("skipping dialanine_real: ../shared/realdata absent")
+                continue
+            structures, d_min = real_dialanines(N)
+        elif name == "dialanine_gen":
+            structures, d_min = generator_dialanines(N)
+        else:
+            structures, d_min = random_crystals(N, float(name.split("_")[1]))
+        rows = {k: [] for k in ("network", "network+engine", "engine_random", "charge_flip")}
+        for i, xs in enumerate(structures):
+            f_true = xs.structure_factors(d_min=d_min).f_calc()
+            f_obs = abs(f_true).set_observation_type_xray_amplitude()
+            comp = composition_of(xs)
+            peptide = name.startswith("dialanine")
+            if peptide:
+                t0 = time.time()
+                r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
+                rows["network"].append({**judge(xs, f_true, r["phases"]), "seconds": time.time() - t0})
+                t0 = time.time()
+                res = engine.solve(f_obs, comp, _chain(starts.network_starts(model, info, f_obs),
+                                                        starts.random_starts(f_obs, MAX_STARTS,
+                                                                             np.random.default_rng(i))),
+                                   seed=i, max_starts=MAX_STARTS)
+                rows["network+engine"].append(_engine_row(xs, f_true, res, time.time() - t0))
+            t0 = time.time()
+            res = engine.solve(f_obs, comp, starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
+                               seed=i, max_starts=MAX_STARTS)
+            rows["engine_random"].append(_engine_row(xs, f_true, res, time.time() - t0))
+            t0 = time.time()
+            best = None
+            for s in range(3):
+                fc, cf = charge_flip(f_obs, seed=s)
+                if fc is not None and (best is None or cf["symmetry_cc"] > best[1]["symmetry_cc"]):
+                    best = (fc, cf)
+            if best is None:
+                rows["charge_flip"].append({"phase_error": 90.0, "recovery": 0.0, "true_solved": False,
+                                            "seconds": time.time() - t0})
+            else:
+                from ml_phasing.resolution_extension import solution_map_and_peaks
+
+                _, _, sites, _ = solution_map_and_peaks(best[0], f_obs, xs.scatterers().size())
+                rows["charge_flip"].append({**judge(xs, f_true, best[0], sites=[tuple(s) for s in sites]),
+                                            "seconds": time.time() - t0})
+            print(f"{name} {i}: " + "  ".join(f"{k} {v[-1]['phase_error']:.0f}deg"
+                                               + (f"/{'S' if v[-1].get('true_solved') else '-'}"
+                                                  + ("*" if v[-1].get('flag') else "") if 'recovery' in v[-1] else "")
+                                               for k, v in rows.items() if v), flush=True)
+        table[name] = {k: _summary(v) for k, v in rows.items() if v}
+        print_table(name, table[name])
+    print(json.dumps(table, indent=1))
+
+
+def _chain(*its):
+    for it in its:
+        yield from it
+
+
+def _engine_row(xs, f_true, res, seconds):
+    sites = [sc.site for sc in res.best.structure.scatterers()]
+    row = judge(xs, f_true, res.best.f_calc, sites=sites, fom=np.asarray(res.best.fom))
+    row.update(seconds=seconds, flag=bool(res.solved), n_starts=len(res.attempts),
+               seconds_per_start=seconds / max(1, len(res.attempts)), cc=res.best.figures.get("cc"),
+               r1=res.best.figures["r1"])
+    return row
+
+
+def _summary(rows):
+    out = {"n": len(rows), "median_phase_error": float(np.median([r["phase_error"] for r in rows])),
+           "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+    if "recovery" in rows[0]:
+        solved = [r["true_solved"] for r in rows]
+        out["solved"] = float(np.mean(solved))
+    if "flag" in rows[0]:
+        flagged = [r for r in rows if r["flag"]]
+        out["flagged"] = len(flagged)
+        out["precision"] = float(np.mean([r["true_solved"] for r in flagged])) if flagged else None
+        out["mean_fom"] = float(np.mean([r["mean_fom"] for r in rows]))
+        out["mean_cos"] = float(np.mean([r["mean_cos"] for r in rows]))
+        out["median_seconds_per_start"] = float(np.median([r["seconds_per_start"] for r in rows]))
+        out["cc_r1_solved"] = [(round(r["cc"], 1), round(r["r1"], 3), bool(r["true_solved"])) for r in rows]
+    return out
+
+
+def print_table(name, rows):
+    print(f"\n== {name} ==")
+    print(f"{'row':16s} {'n':>3s} {'med dphi':>9s} {'solved':>7s} {'flagged':>8s} {'precision':>9s} "
+          f"{'FOM':>5s} {'cos':>5s} {'s/xtal':>7s} {'s/start':>7s}")
+    for k, s in rows.items():
+        def fmt(key, f="{:.2f}"):
+            v = s.get(key)
+            return f.format(v) if v is not None else "-"
+        print(f"{k:16s} {s['n']:3d} {s['median_phase_error']:9.1f} {fmt('solved'):>7s} {fmt('flagged', '{}'):>8s} "
+              f"{fmt('precision'):>9s} {fmt('mean_fom'):>5s} {fmt('mean_cos'):>5s} {s['median_seconds']:7.1f} "
+              f"{fmt('median_seconds_per_start', '{:.1f}'):>7s}")
+
+
+if __name__ == "__main__":
+    main()

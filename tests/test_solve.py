@@ -1,0 +1,216 @@
+"""The phasing engine and ml_phasing.solve: solutions checked against the truth, outputs, bad input."""
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+from cctbx import sgtbx
+from cctbx.array_family import flex
+from cctbx.development import random_structure
+
+from conftest import assert_clean_exit, run_script
+from ml_phasing.metrics.atoms import atom_recovery
+from ml_phasing.phasing import composition, engine, starts
+from ml_phasing.program_support import run_cli
+from ml_phasing.programs.solve import Program
+
+
+def _crystal(sg="P21", n=14, seed=3):
+    random.seed(seed)
+    flex.set_random_seed(seed)
+    return random_structure.xray_structure(sgtbx.space_group_info(sg), elements=["C"] * (n - 2) + ["O", "N"],
+                                           volume_per_atom=18, random_u_iso=True, random_u_iso_scale=0.03,
+                                           min_distance=1.2)
+
+
+def _write_mtz(xs, path, d_min=1.0):
+    f = xs.structure_factors(d_min=d_min).f_calc()
+    amp = abs(f).set_observation_type_xray_amplitude()
+    amp = amp.customized_copy(sigmas=amp.data() * 0.02 + 0.01)
+    mtz = amp.as_mtz_dataset(column_root_label="F")
+    mtz.add_miller_array(f, column_root_label="FC")
+    mtz.mtz_object().write(str(path))
+    return f
+
+
+@pytest.fixture(scope="module")
+def p21(tmp_path_factory):
+    base = tmp_path_factory.mktemp("solve")
+    xs = _crystal()
+    _write_mtz(xs, base / "p21.mtz")
+    return base, xs
+
+
+def test_engine_solves_a_random_p21_crystal_from_random_phases():
+    xs = _crystal("P21", 16, seed=5)
+    f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
+    comp = {"C": 14, "O": 1, "N": 1}
+    res = engine.solve(f_obs, comp, starts.random_starts(f_obs, 20, np.random.default_rng(0)), seed=0,
+                       max_starts=20)
+    rec = atom_recovery(xs, [sc.site for sc in res.best.structure.scatterers()])
+    assert res.solved and rec["fraction_matched"] == 1.0, (res.attempts, rec)
+    assert res.best.figures["r1"] < 0.15 and res.best.figures["cc"] > 90
+    # the flag follows the figures of merit only, and the run stopped at the first solved start
+    assert res.attempts[-1]["solved"] and not any(a["solved"] for a in res.attempts[:-1])
+
+
+def test_engine_from_the_true_phases_keeps_them():
+    xs = _crystal("P-1", 12, seed=11)  # centrosymmetric: the origin is fixed, phases compare directly
+    f_true = xs.structure_factors(d_min=1.0).f_calc()
+    f_obs = abs(f_true).set_observation_type_xray_amplitude()
+    start = starts.Start("phases", "truth", starts.on_indices(f_true, f_obs))
+    res = engine.solve(f_obs, {"C": 10, "O": 1, "N": 1}, [start], max_starts=1)
+    assert res.solved
+    dphi = np.angle(res.best.f_calc.common_set(f_true).data().as_numpy_array()
+                    / f_true.common_set(res.best.f_calc).data().as_numpy_array())
+    assert np.degrees(np.mean(np.abs(dphi))) < 10
+    # a right structure reads a high mean FOM (calibration against cos(dphi): docs/solve.md)
+    assert np.mean(res.best.fom) > 0.75
+
+
+def test_random_phases_obey_centric_restrictions():
+    xs = _crystal("P21", 12, seed=2)  # centric h0l zone, acentric elsewhere
+    f_obs = abs(xs.structure_factors(d_min=1.2).f_calc()).set_observation_type_xray_amplitude()
+    s = next(starts.random_starts(f_obs, 1, np.random.default_rng(1)))
+    centric = f_obs.centric_flags().data().as_numpy_array()
+    sg = f_obs.space_group()
+    for h, phi, c in zip(f_obs.indices(), s.phases, centric):
+        if c:
+            assert sg.phase_restriction(h).is_valid_phase(float(phi), False, 1e-6)
+    assert centric.any() and (~centric).any()
+
+
+def test_solve_program_writes_a_refined_structure(p21):
+    base, xs = p21
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        status = run_cli(Program, ["p21.mtz", "composition=C12 O1 N1", "seed=random", "engine.max_starts=20",
+                                   "output.prefix=out", "--overwrite"])
+    finally:
+        os.chdir(cwd)
+    assert status == 0
+    summary = json.loads((base / "out.json").read_text())
+    assert summary["solved"] is True and summary["starts"][-1]["solved"]
+    import gemmi
+    import iotbx.mtz
+
+    st = gemmi.read_small_structure(str(base / "out.cif"))
+    assert len(st.sites) == 14 and gemmi.find_spacegroup_by_name(st.spacegroup_hm or "P 1 21 1").number == 4
+    assert abs(st.cell.a - xs.unit_cell().parameters()[0]) < 1e-3
+    import iotbx.cif
+
+    back = list(iotbx.cif.reader(file_path=str(base / "out.cif")).build_crystal_structures().values())[0]
+    assert back.scatterers().size() == 14 and back.space_group_info().type().number() == 4
+    sites = [tuple(s.fract.tolist()) for s in st.sites]
+    assert atom_recovery(xs, sites)["fraction_matched"] == 1.0
+    res = (base / "out.res").read_text()
+    for record in ("CELL", "LATT", "SYMM", "SFAC", "UNIT", "HKLF 4", "END"):
+        assert record in res
+    labels = [a.info().label_string() for a in iotbx.mtz.object(str(base / "out.mtz")).as_miller_arrays()]
+    assert {"FWT,PHWT", "FC,PHIC", "PHIB", "FOM"} <= set(labels) or "FWT,PHWT" in labels
+    m = gemmi.read_ccp4_map(str(base / "out_map.ccp4"))
+    assert m.grid.nu > 0
+    assert "CRYST1" in (base / "out.pdb").read_text()
+
+
+def test_unsolvable_run_exits_0_and_says_so(p21, tmp_path):
+    base, _ = p21
+    status = run_cli(Program, [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=random", "engine.max_starts=1",
+                               "engine.cycles=2", "engine.completion_cycles=0", f"output.prefix={tmp_path}/bad"])
+    assert status == 0
+    summary = json.loads((tmp_path / "bad.json").read_text())
+    assert summary["solved"] is False
+    assert "UNSOLVED" in (tmp_path / "bad.res").read_text().splitlines()[0]
+
+
+def test_user_phases_start_and_a_file_with_no_phases(p21, tmp_path, capsys):
+    base, _ = p21
+    status = run_cli(Program, [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=phases",
+                               f"phases.file={base / 'p21.mtz'}", "phases.labels=FC,PHIC", "engine.max_starts=1",
+                               f"output.prefix={tmp_path}/ph"])
+    assert status == 0
+    summary = json.loads((tmp_path / "ph.json").read_text())
+    assert summary["starts"][0]["kind"] == "phases" and summary["solved"]
+    no_phases = tmp_path / "amps.mtz"
+    xs = _crystal()
+    f = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
+    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(no_phases))
+    status = run_cli(Program, [str(base / "p21.mtz"), "seed=phases", f"phases.file={no_phases}",
+                               f"output.prefix={tmp_path}/np"])
+    err = capsys.readouterr().err
+    assert status == 1 and "no phases" in err and not (tmp_path / "np.json").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["composition=C400"], "cannot fit"),
+    (["composition=C10 Xx2"], "unknown element"),
+    (["seed=phases"], "phases.file"),
+    (["seed=patterson_to_density", "model=extend_1.2_to_1.0A"], "extend_resolution"),
+    (["engine.cycles=abc"], ""),
+    (["d_min=0.5"], "finer than the data"),
+])
+def test_bad_input_is_one_sorry(p21, tmp_path, capsys, args, message):
+    base, _ = p21
+    status = run_cli(Program, [str(base / "p21.mtz"), f"output.prefix={tmp_path}/x"] + args)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert err.strip().startswith("Sorry:") and "Traceback" not in err
+    assert message in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_composition_fit_message_says_what_the_cell_holds():
+    from cctbx import crystal
+    from libtbx.utils import Sorry
+
+    cs = crystal.symmetry((10, 10, 10, 90, 90, 90), "P21")
+    with pytest.raises(Sorry, match="holds at most about"):
+        composition.check_fits(cs, {"C": 100})
+    composition.check_fits(cs, {"C": 20})
+
+
+def test_dialanine_with_the_shipped_model_and_subprocess_smoke(tmp_path):
+    """The default seed uses the shipped model where it serves the cell (a smoke test of the console script)."""
+    assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=1", "write_examples=1",
+                                 "d_min_low=1.5", "d_min_high=1.5", "random_seed=7", "output.directory=ex",
+                                 cwd=tmp_path))
+    proc = run_script("ml_phasing.solve", "ex/examples/example_00000.mtz", "composition=C6 N2 O3",
+                      "engine.max_starts=4", "output.prefix=dia", cwd=tmp_path)
+    assert_clean_exit(proc)
+    summary = json.loads((tmp_path / "dia.json").read_text())
+    assert summary["seed"] == "patterson_to_density"
+    assert summary["starts"][0]["kind"] == "patterson_to_density"
+    log = (tmp_path / "dia.log").read_text()
+    assert "random_seed: 0" in log and "seconds per start" not in log or "per start" in log
+
+
+def test_no_model_serves_a_large_cell_so_it_runs_ab_initio(tmp_path):
+    xs = _crystal("P21", 12, seed=4)
+    _write_mtz(xs, tmp_path / "big.mtz", d_min=1.0)
+    status = run_cli(Program, [str(tmp_path / "big.mtz"), "composition=C10 O1 N1", "engine.max_starts=2",
+                               f"output.prefix={tmp_path}/ab"])
+    assert status == 0
+    summary = json.loads((tmp_path / "ab.json").read_text())
+    assert summary["seed"] == "ab_initio" and any("ab initio" in n for n in summary["notes"])
+
+
+def test_help_examples_parse():
+    """Every example in the help text parses against the PHIL (no typos in parameter names)."""
+    import shlex
+
+    import iotbx.phil
+    from iotbx.cli_parser import CCTBXParser
+    from libtbx.utils import null_out
+
+    master = CCTBXParser(program_class=Program, logger=null_out()).master_phil
+    lines = [ln.strip() for ln in Program.description.replace("\\\n", " ").splitlines()
+             if ln.strip().startswith("ml_phasing.solve")]
+    assert len(lines) >= 4
+    for line in lines:
+        for arg in shlex.split(line)[1:]:
+            if "=" in arg:
+                master.fetch(iotbx.phil.parse(arg))  # raises on an unknown parameter
+                key = arg.split("=")[0]
+                assert master.get(key).objects, key
