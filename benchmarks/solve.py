@@ -177,11 +177,11 @@ def main():
                 res = engine.solve(f_obs, comp, _chain(starts.network_starts(model, info, f_obs),
                                                         starts.random_starts(f_obs, MAX_STARTS,
                                                                              np.random.default_rng(i))),
-                                   seed=i, max_starts=MAX_STARTS)
+                                   engine.Settings(connected=True), seed=i, max_starts=MAX_STARTS)
                 rows["network+engine"].append(_engine_row(xs, f_true, res, time.time() - t0))
             t0 = time.time()
             res = engine.solve(f_obs, comp, starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
-                               seed=i, max_starts=MAX_STARTS)
+                               engine.Settings(connected=peptide), seed=i, max_starts=MAX_STARTS)
             rows["engine_random"].append(_engine_row(xs, f_true, res, time.time() - t0))
             t0 = time.time()
             best = None

@@ -21,6 +21,12 @@ min_distance = 1.0
 max_starts = 30
   .type = int(value_min=1)
   .help = "Most starts to try; the run stops at the first solved start (stop_when_solved)."
+molecule = True
+  .type = bool
+  .help = "The structure is made of molecules (every non-H atom bonded to another): in the \
+           completion cycles atoms with no neighbour within 1.85 A are dropped and the \
+           highest Fo-Fc peaks at bonding distance are added. Turn off for ionic \
+           structures, isolated ions or waters, and random-atom test data."
 stop_when_solved = True
   .type = bool
   .help = "Stop at the first start whose figures of merit meet the solved criterion."
@@ -32,10 +38,10 @@ d_min_extend = None
   .help = "Free lunch: unmeasured reflections to this resolution take amplitudes and \\
            phases from the current model each cycle (as SHELXE/SHELXT)."
 solved {
-  min_cc = 90.0
+  min_cc = 92.0
     .type = float(value_min=0, value_max=100)
     .help = "A start counts as solved when CC(Eo^2,Ec^2) in % reaches this ..."
-  max_r1 = 0.15
+  max_r1 = 0.12
     .type = float(value_min=0, value_max=1)
     .help = "... and R1 is at most this. Calibrated in benchmarks/solve.py (docs/solve.md)."
 }

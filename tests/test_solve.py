@@ -87,7 +87,7 @@ def test_solve_program_writes_a_refined_structure(p21):
     os.chdir(base)
     try:
         status = run_cli(Program, ["p21.mtz", "composition=C12 O1 N1", "seed=random", "engine.max_starts=20",
-                                   "output.prefix=out", "--overwrite"])
+                                   "engine.molecule=False", "output.prefix=out", "--overwrite"])
     finally:
         os.chdir(cwd)
     assert status == 0
@@ -128,7 +128,7 @@ def test_unsolvable_run_exits_0_and_says_so(p21, tmp_path):
 def test_user_phases_start_and_a_file_with_no_phases(p21, tmp_path, capsys):
     base, _ = p21
     status = run_cli(Program, [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=phases",
-                               f"phases.file={base / 'p21.mtz'}", "phases.labels=FC,PHIC", "engine.max_starts=1",
+                               f"phases.file={base / 'p21.mtz'}", "phases.labels=FC,PHIC", "engine.max_starts=1", "engine.molecule=False",
                                f"output.prefix={tmp_path}/ph"])
     assert status == 0
     summary = json.loads((tmp_path / "ph.json").read_text())
@@ -189,7 +189,7 @@ def test_dialanine_with_the_shipped_model_and_subprocess_smoke(tmp_path):
 def test_no_model_serves_a_large_cell_so_it_runs_ab_initio(tmp_path):
     xs = _crystal("P21", 12, seed=4)
     _write_mtz(xs, tmp_path / "big.mtz", d_min=1.0)
-    status = run_cli(Program, [str(tmp_path / "big.mtz"), "composition=C10 O1 N1", "engine.max_starts=2",
+    status = run_cli(Program, [str(tmp_path / "big.mtz"), "composition=C10 O1 N1", "engine.max_starts=2", "engine.molecule=False",
                                f"output.prefix={tmp_path}/ab"])
     assert status == 0
     summary = json.loads((tmp_path / "ab.json").read_text())

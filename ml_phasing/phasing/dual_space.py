@@ -118,7 +118,7 @@ def f_calc_of(xs, miller_set):
 def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cycles: int = 30,
         omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
         restraints_for=None, d_min_extend: float | None = None, e_obs=None, gridding=None,
-        extra_peaks: float = 0.0, completion_cycles: int = 8) -> Trajectory:
+        extra_peaks: float = 0.0, completion_cycles: int = 8, connected: bool = False) -> Trajectory:
     """One trajectory from ``start_phases`` (complex or phase array on f_obs's indices, radians).
 
     ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}). ``restraints_for``
@@ -180,6 +180,9 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
             break
         trial = structure_from_peaks(cs, sites, elements[:len(sites)], b_iso)
         trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+        if connected:
+            trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
+            trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
         fc_trial = f_calc_of(trial, f_obs)
         figs_trial = figures_of_merit.figures(f_obs, fc_trial, e_obs=e_obs)
         history.append((cycles + cycle + 1, figs_trial["r1"], figs_trial["cc"]))
@@ -189,6 +192,52 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         xs, fc, figs = trial, fc_trial, figs_trial
     fom = figures_of_merit.sim_weights(f_obs, fc)
     return Trajectory(structure=xs, f_calc=fc, phases=fc, fom=fom, figures=figs, history=history)
+
+
+def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85,
+                        rounds: int = 2):
+    """For molecules (every atom bonded to another): drop atoms with no neighbour within ``max_bond``
+    and put atoms on the highest Fo-Fc difference peaks that lie at a bonding distance
+    (``min_bond``..``max_bond``) from the model, up to the composition's count."""
+    n_atoms = len(elements)
+    for _ in range(rounds):
+        counts = np.array(xs.pair_asu_table(distance_cutoff=max_bond).pair_counts())
+        kept = xs.select(flex.bool((counts > 0).tolist())) if (counts == 0).any() else xs
+        need = n_atoms - kept.scatterers().size()
+        if need <= 0 or kept.scatterers().size() == 0:
+            return xs
+        fc = f_calc_of(kept, f_obs)
+        fo = f_obs.data()
+        afc = flex.abs(fc.data())
+        k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
+        # negative amplitudes point the other way: flex.polar needs moduli >= 0
+        amp = fo - k * afc
+        phi = flex.arg(fc.data())
+        neg = amp < 0
+        phi.set_selected(neg, phi.select(neg) + np.pi)
+        diff = f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
+        sites, _ = peaks(diff, gridding, max(4 * need, 8), min_bond)
+        new = kept
+        for site in sites:
+            if need == 0:
+                break
+            d = new.closest_distances(flex.vec3_double([site]), max_bond).smallest_distances[0]
+            if d >= min_bond:
+                element = elements[min(new.scatterers().size(), n_atoms - 1)]
+                new = new.concatenate(structure_from_peaks(xs.crystal_symmetry(), [site], [element], 10.0))
+                need -= 1
+        relabel(new)
+        if new.scatterers().size() == xs.scatterers().size() and (counts > 0).all():
+            return new
+        xs = new
+    return xs
+
+
+def relabel(xs):
+    """Unique labels element + serial (SHELX and CIF need unique atom names)."""
+    for i, sc in enumerate(xs.scatterers()):
+        sc.label = f"{sc.scattering_type}{i + 1}"
+    return xs
 
 
 def _phases_of(start, f_obs):

@@ -20,8 +20,8 @@ import numpy as np
 from ml_phasing.phasing import dual_space
 
 # Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
-SOLVED_MIN_CC = 90.0
-SOLVED_MAX_R1 = 0.15
+SOLVED_MIN_CC = 92.0
+SOLVED_MAX_R1 = 0.12
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Settings:
     d_min_extend: float | None = None
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
+    connected: bool = False            # a molecule: every atom bonded (repair isolated atoms)
     stop_when_solved: bool = True
     max_seconds: float | None = None
 
@@ -62,7 +63,7 @@ def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: i
                         omit_fraction=settings.omit_fraction, refine_every=settings.refine_every,
                         min_distance=settings.min_distance,
                         d_min_extend=settings.d_min_extend, e_obs=e_obs, gridding=gridding,
-                        completion_cycles=settings.completion_cycles)
+                        completion_cycles=settings.completion_cycles, connected=settings.connected)
     return tr, time.time() - t0
 
 

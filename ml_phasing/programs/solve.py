@@ -191,7 +191,7 @@ Examples:
             d_ext = float(self.model_info["task_config"]["d_min_high"])
         return engine.Settings(cycles=e.cycles, completion_cycles=e.completion_cycles, omit_fraction=e.omit_fraction,
                                refine_every=e.refine_every, min_distance=e.min_distance, d_min_extend=d_ext,
-                               min_cc=e.solved.min_cc, max_r1=e.solved.max_r1, stop_when_solved=e.stop_when_solved,
+                               connected=e.molecule, min_cc=e.solved.min_cc, max_r1=e.solved.max_r1, stop_when_solved=e.stop_when_solved,
                                max_seconds=e.max_seconds)
 
     def _run(self):
