@@ -44,10 +44,7 @@ from ml_phasing.resolution_extension import charge_flip
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REALDATA = os.path.join(HERE, "..", "..", "shared", "realdata")
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-SETS = sys.argv[2].split(",") if len(sys.argv) > 2 else ["dialanine_real", "dialanine_gen", "random_1.0",
-                                                         "random_1.2", "random_1.5"]
-MAX_STARTS = int(sys.argv[3]) if len(sys.argv) > 3 else 30
+N, SETS, MAX_STARTS = 20, ["dialanine_real", "dialanine_gen", "random_1.0", "random_1.2", "random_1.5"], 30
 SEED = 1_000_003
 SPACE_GROUPS = ["P1", "P-1", "P21", "C2", "P21/c", "P212121"]
 
@@ -151,6 +148,13 @@ def judge(xs, f_true, f_pred, sites=None, fom=None):
 
 
 def main():
+    global N, SETS, MAX_STARTS
+    if len(sys.argv) > 1:
+        N = int(sys.argv[1])
+    if len(sys.argv) > 2:
+        SETS = sys.argv[2].split(",")
+    if len(sys.argv) > 3:
+        MAX_STARTS = int(sys.argv[3])
     model, info = load_model(density_prediction.DEFAULT_MODEL, task="patterson_to_density")
     table = {}
     for name in SETS:
@@ -198,13 +202,20 @@ def main():
                 _, _, sites, _ = solution_map_and_peaks(best[0], f_obs, xs.scatterers().size())
                 rows["charge_flip"].append({**judge(xs, f_true, best[0], sites=[tuple(s) for s in sites]),
                                             "seconds": time.time() - t0})
-            print(f"{name} {i}: " + "  ".join(f"{k} {v[-1]['phase_error']:.0f}deg"
-                                               + (f"/{'S' if v[-1].get('true_solved') else '-'}"
-                                                  + ("*" if v[-1].get('flag') else "") if 'recovery' in v[-1] else "")
-                                               for k, v in rows.items() if v), flush=True)
+            print(f"{name} {i}: " + "  ".join(_brief(k, v[-1]) for k, v in rows.items() if v), flush=True)
         table[name] = {k: _summary(v) for k, v in rows.items() if v}
         print_table(name, table[name])
     print(json.dumps(table, indent=1))
+
+
+def _brief(name, row):
+    """One row of the per-crystal line: phase error, true solved (S), flagged (*), CC/R1/recovery."""
+    text = f"{name} {row['phase_error']:.0f}deg"
+    if "recovery" in row:
+        text += f"/{'S' if row['true_solved'] else '-'}{'*' if row.get('flag') else ''}"
+    if "cc" in row:
+        text += f"(CC {row['cc']:.1f} R1 {row['r1']:.3f} rec {row['recovery']:.2f})"
+    return text
 
 
 def _chain(*its):

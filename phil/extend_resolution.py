@@ -1,4 +1,5 @@
 """PHIL parameters of ml_phasing.extend_resolution."""
+from ml_phasing.phil.solve import solve_phil_str
 
 phil_str = """
 include scope ml_phasing.phil.common.phil_scope
@@ -17,17 +18,14 @@ model = None
 d_min_target = None
   .type = float(value_min=0.3)
   .help = "Extend to this resolution (Angstrom); default the model's target."
-composition = None
-  .type = str
-  .help = "Asymmetric-unit contents for the SHELX .ins UNIT card, e.g. C10 N2 O2 \\
-           (default: estimated as carbon at 18 A^3 per atom)."
 wavelength = 0.71073
   .type = float(value_min=0.1)
   .help = "Wavelength (Angstrom) written on the CELL card."
-solve = False
-  .type = bool
-  .help = "Run cctbx/smtbx charge flipping and write the solution (map, MTZ, PDB, .res)."
+%s
 solve_data = *extended measured
   .type = choice
-  .help = "Phase the extended data, or the measured data alone (the baseline)."
-"""
+  .help = "With solve=True: start from charge flipping on the extended data, with the free \\
+           lunch to the target resolution (extended), or phase the measured data alone \\
+           (measured: the ab initio baseline, charge flipping then P1 dual-space and \\
+           random starts)."
+""" % solve_phil_str

@@ -1,4 +1,5 @@
 """PHIL parameters of ml_phasing.patterson_to_density."""
+from ml_phasing.phil.solve import solve_phil_str
 
 phil_str = """
 include scope ml_phasing.phil.common.phil_scope
@@ -30,9 +31,10 @@ ensemble {
              lowers the median phase error from 44 to 40 deg with the refinement cycles \\
              (49 to 45 without; benchmarks/patterson_to_density.py, docs/models.md)."
 }
+%s
 output {
   write_map = True
     .type = bool
     .help = "Write <prefix>_density.ccp4."
 }
-"""
+""" % solve_phil_str

@@ -1,4 +1,5 @@
 """PHIL parameters of ml_phasing.solve (and the engine scope the other programs include)."""
+import libtbx.phil
 
 engine_phil_str = """
 cycles = 40
@@ -41,9 +42,25 @@ solved {
   min_cc = 92.0
     .type = float(value_min=0, value_max=100)
     .help = "A start counts as solved when CC(Eo^2,Ec^2) in % reaches this ..."
-  max_r1 = 0.12
+  max_r1 = 0.15
     .type = float(value_min=0, value_max=1)
     .help = "... and R1 is at most this. Calibrated in benchmarks/solve.py (docs/solve.md)."
+}
+"""
+
+engine_phil_scope = libtbx.phil.parse(engine_phil_str)
+
+solve_phil_str = """
+solve = False
+  .type = bool
+  .help = "Run the phasing engine (ml_phasing.solve) from this program's own prediction and \\
+           write <prefix>_solve.res/.cif/.pdb/.mtz/_map.ccp4 and a 'solution' entry in the JSON."
+composition = None
+  .type = str
+  .help = "Asymmetric-unit contents for the engine (and SHELX files), e.g. 'C6 N2 O2' \\
+           (default: all carbon at 18 A^3 per atom)."
+engine {
+  include scope ml_phasing.phil.solve.engine_phil_scope
 }
 """
 
@@ -62,11 +79,13 @@ composition = None
 d_min = None
   .type = float(value_min=0.3)
   .help = "Cut the data at this resolution first (A), e.g. to test what extension buys."
-seed = *auto patterson_to_density extend_resolution charge_flipping random phases
+seed = *auto patterson_to_density extend_resolution charge_flipping p1_dual_space random phases
   .type = choice
   .help = "Where the starts come from. auto: a shipped Patterson-to-density model's \\
            predictions (each grid rotation and both hands) where one serves the cell, \\
-           else charge flipping then random phases (ab initio). patterson_to_density: \\
+           else ab initio: charge flipping, then P1 dual-space (random phases recycled in P1, \\
+           then the origin consistent with the space group) and random starts in turn. \\
+           patterson_to_density: \\
            model=; extend_resolution: charge flipping on amplitudes extended by an \\
            extension model, with the free lunch to its resolution; phases: phases.file."
 model = None

@@ -176,7 +176,7 @@ def test_dialanine_with_the_shipped_model_and_subprocess_smoke(tmp_path):
     assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=1", "write_examples=1",
                                  "d_min_low=1.5", "d_min_high=1.5", "random_seed=7", "output.directory=ex",
                                  cwd=tmp_path))
-    proc = run_script("ml_phasing.solve", "ex/examples/example_00000.mtz", "composition=C6 N2 O3",
+    proc = run_script("ml_phasing.solve", "ex/examples/example_00000.mtz", "composition=C6 N2 O2",
                       "engine.max_starts=4", "output.prefix=dia", cwd=tmp_path)
     assert_clean_exit(proc)
     summary = json.loads((tmp_path / "dia.json").read_text())

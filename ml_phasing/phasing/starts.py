@@ -45,6 +45,45 @@ def random_starts(f_obs, n: int, rng: np.random.Generator):
         yield Start("random", f"random phases {i + 1}", _restricted(f_obs, rng.uniform(-np.pi, np.pi, f_obs.size())))
 
 
+def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles: int = 30,
+              connected: bool = False):
+    """Dual-space from random phases in P1, then the origin most consistent with the space group
+    (smtbx f_calc_symmetrisations) gives symmetric phases: as SHELXD/SHELXT and charge flipping
+    do, because recycling in P1 escapes the false minima that trap it in centrosymmetric and
+    other high-symmetry groups. In P1 itself these are plain random starts."""
+    from cctbx import crystal, sgtbx
+
+    from ml_phasing.density_prediction import symmetrise
+    from ml_phasing.phasing import dual_space
+
+    z = f_obs.space_group().order_z()
+    if z == 1:
+        yield from random_starts(f_obs, n, rng)
+        return
+    p1 = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
+    f_p1 = f_obs.expand_to_p1().customized_copy(crystal_symmetry=p1).merge_equivalents().array()
+    comp_p1 = {e: v * z for e, v in composition.items()}
+    e_p1 = dual_space.e_values(f_p1)
+    grid_p1 = dual_space.gridding_for(f_p1)
+    for i in range(n):
+        tr = dual_space.run(f_p1, rng.uniform(-np.pi, np.pi, f_p1.size()), comp_p1, rng=rng, cycles=cycles,
+                            e_obs=e_p1, gridding=grid_p1, completion_cycles=2, connected=connected)
+        f_sym, _, cc = symmetrise(f_obs, tr.f_calc)
+        yield Start("p1_dual_space", f"P1 dual-space {i + 1} (CC {tr.figures.get('cc', 0):.0f}, "
+                    f"symmetry CC {cc:.2f})", on_indices(f_sym, f_obs))
+
+
+def ab_initio_starts(f_obs, composition: dict, n: int, seed: int, rng: np.random.Generator, n_flipping: int = 2):
+    """The default ab initio mix: charge flipping first, then P1 dual-space and random starts in turn
+    (P1 recycling solves the centrosymmetric groups that random starts in the group miss)."""
+    yield from charge_flipping_starts(f_obs, n_flipping, seed)
+    p1 = p1_starts(f_obs, composition, n, rng)
+    rand = random_starts(f_obs, n, rng)
+    for a, b in zip(p1, rand):
+        yield a
+        yield b
+
+
 def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str = "charge_flipping"):
     """smtbx charge flipping (``amplitudes`` may be extended data); failed runs give no start."""
     from ml_phasing.resolution_extension import charge_flip

@@ -1,8 +1,6 @@
 """Outputs of a solution: 2mFo-DFc coefficients and map, CIF and PDB models (atomic writes)."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from cctbx import maptbx

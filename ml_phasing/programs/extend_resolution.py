@@ -5,8 +5,6 @@ import json
 import os
 
 import numpy as np
-from cctbx import xray
-from cctbx.array_family import flex
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
@@ -39,8 +37,8 @@ Outputs (output.prefix, default the input name + "_ext"):
   <prefix>.mtz   F,SIGF (measured, unchanged), F_EXT,SIGF_EXT (all reflections to
                  d_min_target), PREDICTED (1 = predicted, 0 = measured)
   <prefix>.hkl   SHELX HKLF 4 (F^2, sigma), <prefix>.ins beside it: run shelxt <prefix>
-  with solve=True: <prefix>_solution.mtz (FWT,PHWT), <prefix>_solution.ccp4,
-                 <prefix>_solution.pdb and <prefix>_solution.res (map peaks)
+  with solve=True: the phasing engine's refined structure, as ml_phasing.solve
+                 writes it: <prefix>_solve.res/.cif/.pdb/.mtz/_map.ccp4
   <prefix>.log, <prefix>.json
 
 Models: model= a file from ml_phasing.train (task=extend_resolution) or a shipped
@@ -66,7 +64,9 @@ Examples:
         self.prefix = self.params.output.prefix or f"{stem}_ext"
         outs = [f"{self.prefix}{s}" for s in (".mtz", ".hkl", ".ins", ".json")]
         if self.params.solve:
-            outs += [f"{self.prefix}_solution{s}" for s in (".mtz", ".ccp4", ".pdb", ".res")]
+            from ml_phasing.phasing.solution import SUFFIXES
+
+            outs += [f"{self.prefix}_solve{s}" for s in SUFFIXES]
         if not self.params.output.overwrite and any(os.path.exists(p) for p in outs):
             raise Sorry(f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose "
                         "output.prefix.")
@@ -79,8 +79,10 @@ Examples:
         resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
         cs = self.f_obs.crystal_symmetry()
         if self.params.composition:
-            self.composition = shelx_io.parse_composition(self.params.composition)
-            shelx_io.check_composition(cs, self.composition)
+            from ml_phasing.phasing import composition
+
+            self.composition = composition.parse_composition(self.params.composition)
+            composition.check_fits(cs, self.composition)
         else:
             self.composition = shelx_io.estimate_composition(cs)
 
@@ -112,33 +114,41 @@ Examples:
                        "n_measured": r["n_measured"], "n_predicted": r["n_predicted"],
                        "composition_asu": self.composition, "files": files}
         if self.params.solve:
-            data = ext if self.params.solve_data == "extended" else r["measured_f"]
-            f_sol, merit = resolution_extension.charge_flip(data, seed=self.params.random_seed)
-            self.result["solution"] = merit
-            if f_sol is None:
-                print("Charge flipping found no solution.", file=out)
-            else:
-                files += self._write_solution(f_sol, data)
-                print(f"Charge flipping: symmetry CC {merit['symmetry_cc']:.3f}", file=out)
+            self.result["solution"] = self._solve(r)
+            files += self.result["solution"]["files"]
         for f in files:
             print(f"  wrote {f}", file=out)
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2, default=str) + "\n")
 
-    def _write_solution(self, f_sol, data) -> list:
-        n = int(round(sum(self.composition.values())))
-        coeffs, rho, sites, heights = resolution_extension.solution_map_and_peaks(f_sol, data, n)
-        p = f"{self.prefix}_solution"
-        map_io.write_mtz(f"{p}.mtz", [(coeffs, "FWT")], rename={"PHIFWT": "PHWT"},
-                         title="ml_phasing charge flipping")
-        map_io.write_ccp4_map(f"{p}.ccp4", data.unit_cell(), rho, title="ml_phasing charge flipping")
-        scatterers = flex.xray_scatterer([xray.scatterer(f"Q{k + 1}", tuple(map(float, s)), u=0.05,
-                                                         scattering_type="C") for k, s in enumerate(sites)])
-        peaks = xray.structure(crystal_symmetry=data.crystal_symmetry(), scatterers=scatterers)
-        write_text(f"{p}.pdb", peaks.as_pdb_file(remark="ml_phasing charge-flipping peaks"))
-        shelx_io.write_res(f"{p}.res", peaks, title=f"{p} peaks")
-        self.result["solution"]["n_peaks"] = int(len(sites))
-        self.result["solution"]["peak_heights"] = [float(h) for h in np.asarray(heights)[:n]]
-        return [f"{p}.mtz", f"{p}.ccp4", f"{p}.pdb", f"{p}.res"]
+    def _solve(self, r) -> dict:
+        """The phasing engine on the measured amplitudes, started from charge flipping on the extended
+        data with the free lunch to the target resolution (solve_data=extended), or ab initio."""
+        from ml_phasing.phasing import solution, starts
+
+        p = self.params
+        out = self.logger
+        f = r["measured_f"]
+        rng = np.random.default_rng([p.random_seed, 7])
+        if p.solve_data == "extended":
+            print("\nPhasing engine from charge flipping on the extended data:", file=out)
+
+            def chain():
+                yield from starts.charge_flipping_starts(f, 3, p.random_seed, amplitudes=r["extended"],
+                                                         kind="extend_resolution")
+                yield from starts.ab_initio_starts(f, self.composition, p.engine.max_starts, p.random_seed, rng)
+
+            settings = solution.settings_from_params(p.engine, d_min_extend=float(r["d_min_target"]))
+        else:
+            print("\nPhasing engine on the measured data alone (baseline):", file=out)
+
+            def chain():
+                yield from starts.ab_initio_starts(f, self.composition, p.engine.max_starts, p.random_seed, rng)
+
+            settings = solution.settings_from_params(p.engine)
+        result = solution.run(f, self.composition, chain(), settings, seed=p.random_seed, nproc=p.nproc,
+                              max_starts=p.engine.max_starts, log=out)
+        files = solution.write(f"{self.prefix}_solve", f, result, self.program_name)
+        return {**solution.summary(result, settings), "solve_data": p.solve_data, "files": files}
 
     def get_results(self):
         return getattr(self, "result", None)

@@ -43,6 +43,8 @@ Outputs (output.prefix, default the input file's name + "_p2d"):
                         structure factors, scaled to Fobs)
   <prefix>_density.ccp4 the predicted density on the unit cell
   <prefix>.log, <prefix>.json (what was read, the model, figures of merit, files)
+  with solve=True, the phasing engine's refined structure from these starts, as
+  ml_phasing.solve writes it: <prefix>_solve.res/.cif/.pdb/.mtz/_map.ccp4
 
 Examples:
 
@@ -52,6 +54,7 @@ Examples:
       symmetry.space_group=P1
   ml_phasing.patterson_to_density data.mtz model=my_model.pt refinement.cycles=50
   ml_phasing.patterson_to_density dipeptide.mtz model=dipeptide_12A
+  ml_phasing.patterson_to_density data.mtz solve=True composition="C6 N2 O2"
 """
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
@@ -67,6 +70,10 @@ Examples:
         self.prefix = self.params.output.prefix or f"{stem}_p2d"
         self.outputs = [f"{self.prefix}.mtz", f"{self.prefix}.json"] + (
             [f"{self.prefix}_density.ccp4"] if self.params.output.write_map else [])
+        if self.params.solve:
+            from ml_phasing.phasing.solution import SUFFIXES
+
+            self.outputs += [f"{self.prefix}_solve{s}" for s in SUFFIXES]
         if not self.params.output.overwrite:
             existing = [p for p in self.outputs if os.path.exists(p)]
             if existing:
@@ -77,6 +84,13 @@ Examples:
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
         self.model, self.model_info = load_model(self.model_path, task="patterson_to_density", device=self.device)
         density_prediction.check_supported(self.model_info, self.f_obs)
+        if self.params.solve:
+            from ml_phasing.phasing import composition
+
+            cs = self.f_obs.crystal_symmetry()
+            self.composition = (composition.parse_composition(self.params.composition) if self.params.composition
+                                else composition.estimate_composition(cs))
+            composition.check_fits(cs, self.composition)
 
     def run(self):
         with logged(self, f"{self.prefix}.log"):
@@ -124,8 +138,32 @@ Examples:
             "refinement_cycles": self.params.refinement.cycles, "ensemble_rotations": n_rot, "seconds": round(seconds, 3),
             "device": self.device, "files": files,
         }
+        if self.params.solve:
+            self.result["solution"] = self._solve()
+            files += self.result["solution"]["files"]
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
+
+    def _solve(self) -> dict:
+        """The engine from this prediction's starts (each grid rotation and hand), then random starts."""
+        from ml_phasing.phasing import solution, starts
+
+        p = self.params
+        out = self.logger
+        print("\nPhasing engine from the network's predictions:", file=out)
+        rng = np.random.default_rng([p.random_seed, 7])
+
+        def chain():
+            yield from starts.network_starts(self.model, self.model_info, self.f_obs, self.device, rotations=24)
+            yield from starts.random_starts(self.f_obs, p.engine.max_starts, rng)
+
+        settings = solution.settings_from_params(p.engine)
+        result = solution.run(self.f_obs, self.composition, chain(), settings, seed=p.random_seed, nproc=p.nproc,
+                              max_starts=p.engine.max_starts, log=out)
+        files = solution.write(f"{self.prefix}_solve", self.f_obs, result, self.program_name)
+        for name in files:
+            print(f"  wrote {name}", file=out)
+        return {**solution.summary(result, settings), "composition": self.composition, "files": files}
 
     def _write(self, r) -> list:
         f_obs = r["f_obs"]

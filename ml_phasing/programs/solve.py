@@ -4,20 +4,18 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
-from cctbx import miller
-from cctbx.array_family import flex
 import libtbx.phil
+import numpy as np
 from libtbx import citations as libtbx_citations
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import map_io, reflection_io
+from ml_phasing import reflection_io
 from ml_phasing.atomic_io import write_text
 from ml_phasing.phasing import composition as comp_mod
-from ml_phasing.phasing import engine, starts
+from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
-from ml_phasing.program_support import input_file, log_header, logged, progress, resolve_device, symmetry_from_params
+from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
 from ml_phasing.version import __version__
 
 CITATIONS = libtbx_citations.master_citation_phil.fetch(source=libtbx.phil.parse("""
@@ -173,28 +171,21 @@ Examples:
             yield from starts.charge_flipping_starts(f, n, p.random_seed)
         elif self.seed_kind == "random":
             yield from starts.random_starts(f, n, rng)
+        elif self.seed_kind == "p1_dual_space":
+            yield from starts.p1_starts(f, self.composition, n, rng)
         elif self.seed_kind == "phases":
             yield self.start_phases
             yield from starts.random_starts(f, n, rng)
-        else:  # ab initio
-            yield from starts.charge_flipping_starts(f, min(3, n), p.random_seed)
-            yield from starts.random_starts(f, n, rng)
+        else:  # ab initio: charge flipping, then P1 dual-space and random starts in turn
+            yield from starts.ab_initio_starts(f, self.composition, n, p.random_seed, rng)
 
     def run(self):
         with logged(self, f"{self.prefix}.log"):
             self._run()
 
-    def _settings(self):
-        e = self.params.engine
-        d_ext = e.d_min_extend
-        if self.seed_kind == "extend_resolution" and d_ext is None:
-            d_ext = float(self.model_info["task_config"]["d_min_high"])
-        return engine.Settings(cycles=e.cycles, completion_cycles=e.completion_cycles, omit_fraction=e.omit_fraction,
-                               refine_every=e.refine_every, min_distance=e.min_distance, d_min_extend=d_ext,
-                               connected=e.molecule, min_cc=e.solved.min_cc, max_r1=e.solved.max_r1, stop_when_solved=e.stop_when_solved,
-                               max_seconds=e.max_seconds)
-
     def _run(self):
+        from ml_phasing.phasing import solution
+
         p = self.params
         log_header(self, p.random_seed, self.device)
         out = self.logger
@@ -210,67 +201,20 @@ Examples:
         for note in self.notes:
             print(note, file=out)
         print(f"Starts: {self.seed_kind}" + (f" ({self.model_path})" if self.model is not None else ""), file=out)
-        settings = self._settings()
-        bar = progress(total=p.engine.max_starts, desc="starts", unit="start")
-        try:
-            result = engine.solve(f, self.composition, self._starts(), settings, seed=p.random_seed, nproc=p.nproc,
-                                  max_starts=p.engine.max_starts, log=out, progress=bar)
-        finally:
-            bar.close()
-        best = result.best
-        verdict = "SOLVED" if result.solved else "NOT SOLVED"
-        print(f"\n{verdict}: best start {result.best_start.label}; CC {best.figures.get('cc', 0):.1f}, "
-              f"R1 {best.figures['r1']:.3f}, {best.structure.scatterers().size()} atoms; "
-              f"{len(result.attempts)} starts in {result.seconds:.1f} s "
-              f"({result.seconds / max(len(result.attempts), 1):.1f} s per start)", file=out)
-        if not result.solved:
-            print("No start met the solved criterion (CC >= %.0f and R1 <= %.2f); the best attempt is written, "
-                  "marked unsolved." % (settings.min_cc, settings.max_r1), file=out)
-        files = self._write(result)
+        d_ext = None
+        if self.seed_kind == "extend_resolution":
+            d_ext = float(self.model_info["task_config"]["d_min_high"])
+        settings = solution.settings_from_params(p.engine, d_min_extend=d_ext)
+        result = solution.run(f, self.composition, self._starts(), settings, seed=p.random_seed, nproc=p.nproc,
+                              max_starts=p.engine.max_starts, log=out)
+        files = solution.write(self.prefix, f, result, self.program_name)
         for name in files:
             print(f"  wrote {name}", file=out)
-        self.result = {
-            "program": self.program_name, "version": __version__, "input": self.input_info,
-            "composition": self.composition, "seed": self.seed_kind, "solved": bool(result.solved),
-            "criterion": {"min_cc": settings.min_cc, "max_r1": settings.max_r1},
-            "best": {"start": result.best_start.label, "kind": result.best_start.kind,
-                     **{k: round(v, 4) for k, v in best.figures.items()},
-                     "n_atoms": int(best.structure.scatterers().size()),
-                     "mean_fom": float(np.mean(best.fom))},
-            "starts": result.attempts, "seconds": round(result.seconds, 2),
-            "seconds_per_start": round(result.seconds / max(len(result.attempts), 1), 2),
-            "notes": self.notes, "files": files,
-        }
+        self.result = {"program": self.program_name, "version": __version__, "input": self.input_info,
+                       "composition": self.composition, "seed": self.seed_kind,
+                       **solution.summary(result, settings), "notes": self.notes, "files": files}
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
-
-    def _write(self, result) -> list:
-        from ml_phasing import shelx_io
-        from ml_phasing.phasing import writers
-
-        xs = result.best.structure
-        title = f"ml_phasing.solve {'solved' if result.solved else 'UNSOLVED best attempt'}"
-        f_obs = self.f_obs
-        fc = result.best.f_calc.common_set(f_obs)
-        fom = flex.double(result.best.fom)
-        coeffs = writers.two_mfo_dfc(f_obs, fc, fom)
-        files = []
-        shelx_io.write_res(f"{self.prefix}.res", xs, title=title)
-        files.append(f"{self.prefix}.res")
-        writers.write_cif(f"{self.prefix}.cif", xs, title=title, solved=result.solved)
-        files.append(f"{self.prefix}.cif")
-        writers.write_pdb(f"{self.prefix}.pdb", xs, title=title)
-        files.append(f"{self.prefix}.pdb")
-        phi = flex.arg(fc.data())
-        phib = miller.array(f_obs, phi * float(180.0 / np.pi))
-        columns = [(f_obs, "F"), (coeffs, "FWT"), (phib, "PHIB", "P"), (miller.array(f_obs, fom), "FOM", "W"),
-                   (fc, "FC")]
-        map_io.write_mtz(f"{self.prefix}.mtz", columns, rename={"PHIFWT": "PHWT", "PHIFC": "PHIC"}, title=title)
-        files.append(f"{self.prefix}.mtz")
-        density = writers.map_on_grid(coeffs)
-        map_io.write_ccp4_map(f"{self.prefix}_map.ccp4", f_obs.unit_cell(), density, title=title)
-        files.append(f"{self.prefix}_map.ccp4")
-        return files
 
     def get_results(self):
         return getattr(self, "result", None)
