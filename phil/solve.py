@@ -39,7 +39,7 @@ d_min_extend = None
   .help = "Free lunch: unmeasured reflections to this resolution take amplitudes and \\
            phases from the current model each cycle (as SHELXE/SHELXT)."
 solved {
-  min_cc = 92.0
+  min_cc = 97.0
     .type = float(value_min=0, value_max=100)
     .help = "A start counts as solved when CC(Eo^2,Ec^2) in % reaches this ..."
   max_r1 = 0.15

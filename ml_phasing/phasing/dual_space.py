@@ -118,7 +118,8 @@ def f_calc_of(xs, miller_set):
 def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cycles: int = 30,
         omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
         restraints_for=None, d_min_extend: float | None = None, e_obs=None, gridding=None,
-        extra_peaks: float = 0.0, completion_cycles: int = 8, connected: bool = False) -> Trajectory:
+        extra_peaks: float = 0.0, completion_cycles: int = 8, connected: bool = False,
+        reassign_elements: bool = True) -> Trajectory:
     """One trajectory from ``start_phases`` (complex or phase array on f_obs's indices, radians).
 
     ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}). ``restraints_for``
@@ -183,6 +184,8 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         if connected:
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
             trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+        if reassign_elements and len(set(elements)) > 1:
+            trial = refine(elements_by_b(trial, elements), target_set)
         fc_trial = f_calc_of(trial, f_obs)
         figs_trial = figures_of_merit.figures(f_obs, fc_trial, e_obs=e_obs)
         history.append((cycles + cycle + 1, figs_trial["r1"], figs_trial["cc"]))
@@ -231,6 +234,19 @@ def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, ma
             return new
         xs = new
     return xs
+
+
+def elements_by_b(xs, elements):
+    """Elements reassigned by refined B: the heaviest element to the sharpest atoms (lowest B), as
+    heavier atoms refined with a lighter scattering factor take a lower B to make up the electrons."""
+    u = np.array(xs.scatterers().extract_u_iso())
+    order = np.argsort(u, kind="stable")
+    xs = xs.deep_copy_scatterers()
+    scatterers = xs.scatterers()
+    for rank, i in enumerate(order):
+        scatterers[int(i)].scattering_type = elements[min(rank, len(elements) - 1)]
+    xs.discard_scattering_type_registry()
+    return relabel(xs)
 
 
 def relabel(xs):

@@ -20,7 +20,7 @@ import numpy as np
 from ml_phasing.phasing import dual_space
 
 # Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
-SOLVED_MIN_CC = 92.0
+SOLVED_MIN_CC = 97.0
 SOLVED_MAX_R1 = 0.15
 
 
