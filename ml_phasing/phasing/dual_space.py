@@ -193,7 +193,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
             if figs_trial["cc"] < figs["cc"]:
                 break
         xs, fc, figs = trial, fc_trial, figs_trial
-    fom = figures_of_merit.sim_weights(f_obs, fc)
+    fom = figures_of_merit.calibrated_fom(f_obs, fc, figs.get("cc", 0.0))
     return Trajectory(structure=xs, f_calc=fc, phases=fc, fom=fom, figures=figs, history=history)
 
 

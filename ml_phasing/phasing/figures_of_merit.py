@@ -49,6 +49,59 @@ def sim_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
     return flex.double(sim_fom(f_obs, f_calc.common_set(f_obs), n_bins=n_bins))
 
 
+def sigmaa_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
+    """Figures of merit from sigmaA (Read 1986), estimated per resolution shell from amplitudes alone.
+
+    In a shell, Eo and Ec are the normalised observed and calculated amplitudes; for the joint
+    (Wilson) distribution of a model with errors, corr(|Eo|^2, |Ec|^2) = sigmaA^2, which gives
+    sigmaA without phases. Then m = I1(X)/I0(X), X = 2 sigmaA |Eo||Ec| / (1 - sigmaA^2) for acentric
+    and m = tanh(X/2) for centric reflections. Calibrated (mean m against mean cos dphi on held-out
+    data) in benchmarks/solve.py.
+    """
+    from scitbx.math import bessel_i1_over_i0
+
+    fo = f_obs.data().as_numpy_array()
+    fc = np.abs(f_calc.common_set(f_obs).data().as_numpy_array())
+    eps = f_obs.epsilons().data().as_numpy_array().astype(float)
+    d = f_obs.d_spacings().data().as_numpy_array()
+    centric = f_obs.centric_flags().data().as_numpy_array()
+    s3 = 1 / d ** 3
+    n_bins = max(1, min(n_bins, len(fo) // 40))
+    edges = np.quantile(s3, np.linspace(0, 1, n_bins + 1))
+    shell = np.clip(np.searchsorted(edges, s3, side="right") - 1, 0, n_bins - 1)
+    m = np.zeros_like(fo)
+    for b in range(n_bins):
+        sel = shell == b
+        if sel.sum() < 3:
+            continue
+        eo = fo[sel] / np.sqrt(max(np.mean(fo[sel] ** 2 / eps[sel]), 1e-30) * eps[sel])
+        ec = fc[sel] / np.sqrt(max(np.mean(fc[sel] ** 2 / eps[sel]), 1e-30) * eps[sel])
+        cc = np.corrcoef(eo ** 2, ec ** 2)[0, 1] if ec.std() > 0 and eo.std() > 0 else 0.0
+        sigmaa = float(np.sqrt(np.clip(cc, 1e-4, 0.998)))
+        x = 2 * sigmaa * eo * ec / (1 - sigmaa ** 2)
+        c = centric[sel]
+        mb = np.array([bessel_i1_over_i0(float(v)) for v in np.minimum(x, 700)])
+        mb[c] = np.tanh(x[c] / 2)
+        m[sel] = mb
+    return flex.double(np.clip(m, 0.0, 1.0))
+
+
+# P(the model's phases are right | CC): a refined model with wrong phases still fits part of the
+# amplitudes, so amplitude-based sigmaA alone reads m ~ 0.6 for it; a logistic in CC(Eo^2, Ec^2),
+# fitted on the generator's held-out crystals (benchmarks/solve.py), scales the weights down.
+CC_RIGHT_CENTRE = 86.0
+CC_RIGHT_WIDTH = 2.0
+
+
+def probability_right(cc: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-(cc - CC_RIGHT_CENTRE) / CC_RIGHT_WIDTH)))
+
+
+def calibrated_fom(f_obs, f_calc, cc: float) -> flex.double:
+    """sigmaA figures of merit times the probability that the solution is right (mean FOM ~ mean cos dphi)."""
+    return sigmaa_weights(f_obs, f_calc) * probability_right(cc)
+
+
 def patterson_cc(f_obs, f_calc) -> float:
     """CC of the Pattersons of |Fo|^2 and |Fc|^2: the Fourier identity makes it the weighted CC of
     the squared amplitudes over the reflections (no F000), which is what is computed."""
