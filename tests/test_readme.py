@@ -18,11 +18,16 @@ def test_main_job_commands_run(tmp_path):
     block = text[text.index("## The main job"):text.index("## Programs")]
     commands = [ln.strip() for ln in re.findall(r"```\n(.*?)```", block, re.S)[0].splitlines() if ln.strip()]
     commands += [ln.strip() for ln in re.findall(r"```\n(.*?)```", block, re.S)[1].splitlines() if ln.strip()]
-    assert commands[0].startswith("ml_phasing.simulate") and commands[1].startswith("ml_phasing.patterson_to_density")
+    assert commands[0].startswith("ml_phasing.simulate") and commands[1].startswith("ml_phasing.solve")
     for command in commands:
         words = shlex.split(command)
         assert_clean_exit(run_script(words[0], *words[1:], cwd=tmp_path))
-    assert (tmp_path / "example_00000_p2d.mtz").exists() and (tmp_path / "evaluate.json").exists()
+    assert (tmp_path / "example_00000_solve.mtz").exists() and (tmp_path / "evaluate.json").exists()
+    import json
+
+    assert json.loads((tmp_path / "example_00000_solve.json").read_text())["solved"] is True
+    phases = json.loads((tmp_path / "evaluate.json").read_text())["predictions"][0]["phases"]
+    assert phases["overall"]["mean_phase_error"] < 15
 
 
 def test_ci_runs_the_readme_commands():

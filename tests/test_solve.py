@@ -224,3 +224,17 @@ def test_help_examples_parse():
                 master.fetch(iotbx.phil.parse(arg))  # raises on an unknown parameter
                 key = arg.split("=")[0]
                 assert master.get(key).objects, key
+
+
+def test_parallel_starts_give_the_serial_result():
+    """Each start has its own generator from (seed, start number): nproc does not change the result."""
+    xs = _crystal("P21", 14, seed=6)
+    f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
+    comp = {"C": 12, "O": 1, "N": 1}
+    settings = engine.Settings(stop_when_solved=False, cycles=10, completion_cycles=2)
+    serial = engine.solve(f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings,
+                          seed=2, max_starts=3)
+    parallel = engine.solve(f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings,
+                            seed=2, max_starts=3, nproc=2)
+    assert [a["r1"] for a in serial.attempts] == [a["r1"] for a in parallel.attempts]
+    assert serial.best.figures["r1"] == pytest.approx(parallel.best.figures["r1"], abs=1e-4)
