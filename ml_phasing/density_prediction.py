@@ -36,7 +36,11 @@ def resolve_model(name_or_path: str | None) -> str:
     """A model file path from model= (None: the default; a shipped model's name; or a path)."""
     if name_or_path is None:
         return DEFAULT_MODEL
-    return SHIPPED_MODELS.get(name_or_path, name_or_path)
+    from ml_phasing.model_file import shipped
+
+    # a shipped model of another task resolves too, so that loading it names the wrong task
+    other = {name: shipped(f"{name}.pt") for name in ("extend_1.2_to_1.0A", "extend_1.5_to_0.8A")}
+    return SHIPPED_MODELS.get(name_or_path) or other.get(name_or_path, name_or_path)
 
 
 def check_supported(info: dict, f_obs) -> tuple:

@@ -78,7 +78,8 @@ def run_cli(program_class, args=None) -> int:
         run_program(program_class=program_class, parser_class=Parser, args=list(args))
     except Sorry as e:
         sys.stdout.flush()
-        print(f"Sorry: {e}".rstrip(), file=sys.stderr)
+        text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())  # one line
+        print(f"Sorry: {text}", file=sys.stderr)
         return 1
     except RuntimeError as e:
         # libtbx.phil reports a user's type or range error ("engine.cycles=abc", "nproc=0") as a

@@ -130,8 +130,10 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
             ).set_info(a.info()) for a in arrays]
     if labels:
         f = find_array(arrays, labels, path)
-        if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or f.is_real_array()):
-            raise Sorry(f"Columns {labels} in {path} are not amplitudes or intensities.")
+        if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or _untyped_real(f, path)):
+            types = _column_types(path, f)
+            raise Sorry(f"Columns {labels} in {path} are not amplitudes or intensities"
+                        + (f" (MTZ column types {types}; amplitudes are F, intensities J)." if types else "."))
     else:
         f = auto_array(arrays, "amplitude", path)
         if f is None:
@@ -162,6 +164,22 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
                "n_reflections": int(f.size()), "d_min": float(f.d_min()),
                "space_group": str(f.space_group_info()),
                "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()]}
+
+
+def _column_types(path: str, array) -> str:
+    """MTZ column types of an array's labels ('' for other formats)."""
+    try:
+        import iotbx.mtz
+
+        types = {c.label(): c.type() for c in iotbx.mtz.object(path).columns()}
+    except Exception:  # noqa: BLE001 - not an MTZ
+        return ""
+    return ",".join(types.get(label, "?") for label in (array.info().labels or []))
+
+
+def _untyped_real(array, path: str) -> bool:
+    """A real array read from a format without column types (not MTZ): taken as amplitudes."""
+    return array.is_real_array() and not _column_types(path, array)
 
 
 def combined_symmetry(unit_cell, space_group_info):

@@ -111,3 +111,40 @@ def test_detect_recognises_formats(tmp_path, good_mtz):
     assert file_formats.detect(str(tmp_path / "a.eff")) == "phil"
     (tmp_path / "a.hkl").write_text("   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n")
     assert file_formats.detect(str(tmp_path / "a.hkl")) == "shelx_hkl"
+
+
+def test_wrong_input_is_refused(tmp_path, good_mtz, capsys):
+    """Inputs that used to be accepted with exit 0 or a misleading message (issue 12)."""
+    from ml_phasing.programs import patterson_to_density, simulate
+
+    cases = []
+    bad_eff = tmp_path / "broken.eff"
+    bad_eff.write_text("simulate {\n  n_examples = 3\n")  # unclosed scope
+    cases.append((simulate.Program, [str(bad_eff), f"output.directory={tmp_path}/sim"], "Cannot parse PHIL"))
+    fom_mtz = tmp_path / "fom.mtz"
+    import iotbx.mtz
+    from cctbx import miller
+
+    f = iotbx.mtz.object(good_mtz).as_miller_arrays()[0]
+    mtz = abs(f).set_observation_type_xray_amplitude().as_mtz_dataset(column_root_label="F")
+    mtz.add_miller_array(miller.array(abs(f), abs(f).data() * 0 + 0.5), column_root_label="FOM", column_types="W")
+    mtz.mtz_object().write(str(fom_mtz))
+    cases.append((patterson_to_density.Program, [str(fom_mtz), "input.labels=FOM", f"output.prefix={tmp_path}/a"],
+                  "not amplitudes"))
+    cases.append((patterson_to_density.Program, [good_mtz, "model=extend_1.2_to_1.0A", f"output.prefix={tmp_path}/b"],
+                  "extend_resolution"))
+    for program, args, message in cases:
+        status = run_cli(program, args)
+        err = capsys.readouterr().err
+        assert status == 1 and err.startswith("Sorry:") and message in err, (args, err)
+    assert not (tmp_path / "sim").exists()
+
+
+@pytest.mark.parametrize("args", [["nproc=0"], ["simulate.n_examples=-5"], ["simulate.d_min_low=0"],
+                                  ["nproc=abc"], ["simulate.source=nonsense"]])
+def test_phil_type_and_range_errors_are_one_sorry(args, tmp_path, capsys):
+    from ml_phasing.programs import simulate
+
+    status = run_cli(simulate.Program, args + [f"output.directory={tmp_path}/sim"])
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("Sorry:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
