@@ -4,6 +4,7 @@ Sets (never trained on; the truth is known):
   dialanine_real  dialanine fragments cut from ../shared/realdata/pdb with the entries' own
                   B factors (clipped to 5-40 A^2), 10 A P1 cells, 1.5 A, random proper rotation
   dialanine_gen   the generator's own held-out dialanine (phil/dialanine_10A_simulate.eff, seed 1000003)
+  dipeptide_gen   held-out dipeptides in 12 A cells (phil/dipeptide_12A_simulate.eff), the dipeptide model
   random_<d>      random small-molecule crystals (10-30 atoms of C/N/O, the six space groups)
                   with true data to d = 1.0, 1.2, 1.5 A
 
@@ -110,6 +111,16 @@ def generator_dialanines(n):
     return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
 
 
+def generator_dipeptides(n):
+    from ml_phasing.residue_geometry import AMINO_ACIDS
+    from ml_phasing.sources.peptides import PeptidesConfig, make_structure
+
+    cfg = PeptidesConfig(kind="dipeptide", residues=tuple(AMINO_ACIDS), files=(), cell_edge=12.0,
+                         min_image_distance=2.5, random_rotation=True, b_iso_min=5.0, b_iso_max=15.0)
+    rng = np.random.default_rng(SEED)
+    return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
+
+
 def random_crystals(n, d_min):
     rng = np.random.default_rng(SEED)
     out = []
@@ -161,7 +172,8 @@ def main():
         SETS = sys.argv[2].split(",")
     if len(sys.argv) > 3:
         MAX_STARTS = int(sys.argv[3])
-    model, info = load_model(density_prediction.DEFAULT_MODEL, task="patterson_to_density")
+    models = {kind: load_model(density_prediction.SHIPPED_MODELS[f"{kind}_{edge}"], task="patterson_to_density")
+              for kind, edge in (("dialanine", "10A"), ("dipeptide", "12A"))}
     table = {}
     for name in SETS:
         if name == "realdata":
@@ -174,6 +186,8 @@ def main():
             structures, d_min = real_dialanines(N)
         elif name == "dialanine_gen":
             structures, d_min = generator_dialanines(N)
+        elif name == "dipeptide_gen":
+            structures, d_min = generator_dipeptides(N)
         else:
             structures, d_min = random_crystals(N, float(name.split("_")[1]))
         rows = {k: [] for k in ("network", "network+engine", "engine_random", "engine_ab_initio", "charge_flip")}
@@ -181,7 +195,8 @@ def main():
             f_true = xs.structure_factors(d_min=d_min).f_calc()
             f_obs = abs(f_true).set_observation_type_xray_amplitude()
             comp = composition_of(xs)
-            peptide = name.startswith("dialanine")
+            peptide = name.startswith(("dialanine", "dipeptide"))
+            model, info = models[name.split("_")[0]] if peptide else (None, None)
             if peptide:
                 t0 = time.time()
                 r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
