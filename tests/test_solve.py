@@ -238,3 +238,22 @@ def test_parallel_starts_give_the_serial_result():
                             seed=2, max_starts=3, nproc=2)
     assert [a["r1"] for a in serial.attempts] == [a["r1"] for a in parallel.attempts]
     assert serial.best.figures["r1"] == pytest.approx(parallel.best.figures["r1"], abs=1e-4)
+
+
+def test_patterson_cc_equals_the_map_cc_of_the_two_pattersons():
+    """Parseval: the reflection-space formula against the CC of the two Patterson maps (cctbx FFT)."""
+    from ml_phasing.phasing import figures_of_merit
+
+    xs = _crystal("P21", 10, seed=9)
+    other = _crystal("P21", 10, seed=10).customized_copy(crystal_symmetry=xs.crystal_symmetry())
+    fo = abs(xs.structure_factors(d_min=1.2).f_calc()).set_observation_type_xray_amplitude()
+    fc = other.structure_factors(d_min=1.2).f_calc().common_set(fo)
+    fo = fo.common_set(fc)
+    maps = []
+    for amp in (fo, abs(fc)):  # |F|^2 with zero phases in P1, no F000: the Patterson function
+        p1 = amp.expand_to_p1()
+        coefficients = p1.customized_copy(data=flex.complex_double(flex.pow2(p1.data()), flex.double(p1.size(), 0)))
+        maps.append(coefficients.fft_map(resolution_factor=0.25).real_map_unpadded().as_numpy_array().ravel())
+    direct = np.corrcoef(maps[0], maps[1])[0, 1]
+    assert figures_of_merit.patterson_cc(fo, fc) == pytest.approx(direct, abs=1e-6)
+    assert figures_of_merit.patterson_cc(fo, fo) == pytest.approx(1.0, abs=1e-12)

@@ -14,17 +14,25 @@ import numpy as np
 from cctbx.array_family import flex
 
 
+def calc_on_obs(f_obs, f_calc) -> np.ndarray:
+    """|Fc| on the reflections of f_obs, in f_obs's order (0 where f_calc has none)."""
+    if f_calc.size() == f_obs.size() and f_calc.indices().all_eq(f_obs.indices()):
+        return np.abs(f_calc.data().as_numpy_array())
+    lookup = dict(zip(f_calc.indices(), np.abs(f_calc.data().as_numpy_array())))
+    return np.array([lookup.get(h, 0.0) for h in f_obs.indices()])
+
+
 def _scale(fo, fc):
     return float((fo * fc).sum() / max((fc * fc).sum(), 1e-30))
 
 
 def figures(f_obs, f_calc, e_obs=None) -> dict:
     fo = f_obs.data().as_numpy_array()
-    fc = np.abs(f_calc.common_set(f_obs).data().as_numpy_array())
+    fc = calc_on_obs(f_obs, f_calc)
     k = _scale(fo, fc)
     r1 = float(np.abs(fo - k * fc).sum() / max(fo.sum(), 1e-30))
     cc_f = float(np.corrcoef(fo, fc)[0, 1]) if fc.std() > 0 else 0.0
-    out = {"r1": r1, "cc_f": cc_f}
+    out = {"r1": r1, "cc_f": cc_f, "patterson_cc": patterson_cc(f_obs, f_calc)}
     if e_obs is not None:
         eo2 = e_obs.data().as_numpy_array() ** 2
         ec = _normalise(f_calc, f_obs)
@@ -35,7 +43,7 @@ def figures(f_obs, f_calc, e_obs=None) -> dict:
 def _normalise(f_calc, f_obs):
     from ml_phasing.observables import _quasi_e
 
-    amp = abs(f_calc.common_set(f_obs)).set_observation_type_xray_amplitude()
+    amp = f_obs.customized_copy(data=flex.double(calc_on_obs(f_obs, f_calc)), sigmas=None)
     try:
         return _quasi_e(amp).as_numpy_array()
     except AssertionError:
@@ -61,7 +69,7 @@ def sigmaa_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
     from scitbx.math import bessel_i1_over_i0
 
     fo = f_obs.data().as_numpy_array()
-    fc = np.abs(f_calc.common_set(f_obs).data().as_numpy_array())
+    fc = calc_on_obs(f_obs, f_calc)
     eps = f_obs.epsilons().data().as_numpy_array().astype(float)
     d = f_obs.d_spacings().data().as_numpy_array()
     centric = f_obs.centric_flags().data().as_numpy_array()
@@ -103,12 +111,12 @@ def calibrated_fom(f_obs, f_calc, cc: float) -> flex.double:
 
 
 def patterson_cc(f_obs, f_calc) -> float:
-    """CC of the Pattersons of |Fo|^2 and |Fc|^2: the Fourier identity makes it the weighted CC of
-    the squared amplitudes over the reflections (no F000), which is what is computed."""
+    """CC of the Pattersons of |Fo|^2 and |Fc|^2 (no F000, so both maps have zero mean). By
+    Parseval the map CC equals sum_h m_h Fo^2 Fc^2 / sqrt(sum m Fo^4 sum m Fc^4) over the unique
+    reflections with multiplicities m_h, which is what is computed (no FFT needed)."""
     fo2 = f_obs.data().as_numpy_array() ** 2
-    fc2 = np.abs(f_calc.common_set(f_obs).data().as_numpy_array()) ** 2
+    fc2 = calc_on_obs(f_obs, f_calc) ** 2
     w = f_obs.multiplicities().data().as_numpy_array().astype(float)
-    fo2 = fo2 - np.average(fo2, weights=w) * 0
     num = (w * fo2 * fc2).sum()
     den = np.sqrt((w * fo2 * fo2).sum() * (w * fc2 * fc2).sum())
     return float(num / den) if den > 0 else 0.0
