@@ -185,7 +185,11 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
             trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
         if reassign_elements and len(set(elements)) > 1:
-            trial = refine(elements_by_b(trial, elements), target_set)
+            # elements by refined B, kept only where that lowers R1 (hydrogens and real B can mislead it)
+            swapped = refine(elements_by_b(trial, elements), target_set)
+            if (figures_of_merit.figures(f_obs, f_calc_of(swapped, f_obs))["r1"]
+                    < figures_of_merit.figures(f_obs, f_calc_of(trial, f_obs))["r1"]):
+                trial = swapped
         fc_trial = f_calc_of(trial, f_obs)
         figs_trial = figures_of_merit.figures(f_obs, fc_trial, e_obs=e_obs)
         history.append((cycles + cycle + 1, figs_trial["r1"], figs_trial["cc"]))
