@@ -15,7 +15,10 @@ Each cycle:
    (:mod:`ml_phasing.phasing.restraints`).
 
 Unmeasured reflections to ``d_min_extend`` ("free lunch") take amplitudes and
-phases from the current model each cycle (expanded set, as SHELXE/SHELXT).
+phases from the current model in each completion cycle (expanded set, as SHELXE/SHELXT),
+weighted by the mean figure of merit; not in the recycling cycles, where a wrong model
+would reinforce itself (measured: with them there, 0 of 30 random starts solved on five
+P21 crystals at 1.2 A that 5 solved without).
 """
 from __future__ import annotations
 
@@ -142,8 +145,6 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
     n_pick = int(round(n_atoms * (1.0 + extra_peaks)))
     for cycle in range(cycles):
         coeffs = e_obs.customized_copy(data=flex.polar(e_obs.data() * flex.double(weights), phases))
-        if extra is not None and xs is not None:
-            coeffs = _with_free_lunch(coeffs, xs, extra, e_obs)
         sites, heights = peaks(coeffs, gridding, n_pick, min_distance)
         if not sites:
             break
@@ -174,8 +175,8 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
     for cycle in range(completion_cycles):
         weights = figures_of_merit.sim_weights(f_obs, fc)
         coeffs = e_obs.customized_copy(data=flex.polar(e_obs.data() * weights, flex.arg(fc.data())))
-        if extra is not None:
-            coeffs = _with_free_lunch(coeffs, xs, extra, e_obs)
+        if extra is not None:  # only once the model is near right: early on it would reinforce errors
+            coeffs = _with_free_lunch(coeffs, xs, extra, e_obs, float(flex.mean(weights)))
         sites, _ = peaks(coeffs, gridding, n_atoms, min_distance)
         if not sites:
             break
@@ -274,10 +275,11 @@ def _phases_of(start, f_obs):
     return flex.double(np.asarray(start, dtype=float))
 
 
-def _with_free_lunch(coeffs, xs, extra, e_obs):
-    """Unmeasured reflections of ``extra`` with |Fc| and phases of the current model, on the |E| scale."""
+def _with_free_lunch(coeffs, xs, extra, e_obs, weight: float = 0.7):
+    """Unmeasured reflections of ``extra`` with |Fc| and phases of the current model, on the |E| scale,
+    weighted by ``weight`` (the mean figure of merit of the measured reflections)."""
     fc = f_calc_of(xs, extra)
-    e_c = fc.customized_copy(data=flex.polar(_quasi_on_scale(fc), flex.arg(fc.data())))
+    e_c = fc.customized_copy(data=flex.polar(_quasi_on_scale(fc) * weight, flex.arg(fc.data())))
     return coeffs.concatenate(e_c.customized_copy(crystal_symmetry=coeffs.crystal_symmetry()))
 
 
@@ -286,6 +288,6 @@ def _quasi_on_scale(fc):
 
     amp = abs(fc).set_observation_type_xray_amplitude()
     try:
-        return _quasi_e(amp) * 0.7  # extrapolated reflections are downweighted (SHELXE's free lunch)
+        return _quasi_e(amp)
     except AssertionError:
         return flex.double(fc.size(), 0.0)
