@@ -53,3 +53,17 @@ def test_dispatcher_names_in_entry_points():
         if f.endswith(".py") and not f.startswith("_"):
             text = open(os.path.join(folder, f)).read()
             assert f"# LIBTBX_SET_DISPATCHER_NAME ml_phasing.{f[:-3]}" in text
+
+
+@pytest.mark.parametrize("module", PROGRAMS, ids=lambda m: m.__name__)
+def test_citations(module, capsys):
+    """--citations prints the program's papers (the seed works, SHELXD, ...) and cctbx's."""
+    from ml_phasing.program_support import run_cli
+
+    try:
+        status = run_cli(module.Program, ["--citations"])
+    except SystemExit as e:  # iotbx ends --citations with sys.exit(0)
+        status = e.code or 0
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"Citation(s) for {module.Program.program_name}" in out and "cctbx" in out.lower()

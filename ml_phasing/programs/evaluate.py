@@ -14,12 +14,15 @@ from ml_phasing import evaluation, plots
 from ml_phasing.atomic_io import write_text
 from ml_phasing.phil.evaluate import phil_str
 from ml_phasing.program_support import log_header, logged, progress
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.evaluate"
     version = __version__
+    citations = citation_scope("pan2023")
+    known_article_ids = ["cctbx"]
     description = """
 Judge predicted phases, maps or amplitudes against the truth, the way
 crystallographers do (cphasematch): mean and FOM-weighted phase errors, overall

@@ -13,12 +13,15 @@ from ml_phasing.atomic_io import write_text
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.extend_resolution"
     version = __version__
+    citations = citation_scope("khaibrakhmanov2025", "charge_flipping", "shelxd")
+    known_article_ids = ["cctbx"]
     description = """
 Predict the amplitudes a crystal would show beyond its measured resolution
 (Khaibrakhmanov thesis), so that a classical ab initio method can phase them.

@@ -16,12 +16,15 @@ from ml_phasing.atomic_io import write_text
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.patterson_to_density"
     version = __version__
+    citations = citation_scope("pan2023", "charge_flipping", "shelxd")
+    known_article_ids = ["cctbx"]
     description = """
 Predict the electron density, and so the phases, from measured amplitudes with a
 Patterson-to-density network (Pan et al., IUCrJ 2023).

@@ -12,12 +12,15 @@ from ml_phasing import dataset, simulation
 from ml_phasing.example_files import write_example
 from ml_phasing.phil.simulate import phil_str
 from ml_phasing.program_support import log_header, logged, package_versions, progress
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.simulate"
     version = __version__
+    citations = citation_scope("scripps2021", "pan2023", "khaibrakhmanov2025")
+    known_article_ids = ["cctbx"]
     description = """
 Generate a dataset of simulated crystals and what a network learns from them.
 

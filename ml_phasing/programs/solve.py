@@ -4,13 +4,12 @@ from __future__ import annotations
 import json
 import os
 
-import libtbx.phil
 import numpy as np
-from libtbx import citations as libtbx_citations
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
 from ml_phasing import reflection_io
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.atomic_io import write_text
 from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
@@ -18,34 +17,10 @@ from ml_phasing.phil.solve import phil_str
 from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
 from ml_phasing.version import __version__
 
-CITATIONS = libtbx_citations.master_citation_phil.fetch(source=libtbx.phil.parse("""
-citation {
-  article_id = shelxd
-  authors = Schneider TR, Sheldrick GM
-  title = Substructure solution with SHELXD
-  journal = Acta Cryst. D
-  volume = 58
-  pages = 1772-1779
-  year = 2002
-  doi_id = "10.1107/S0907444902011678"
-}
-citation {
-  article_id = pan2023
-  authors = Pan T, Jin S, Miller MD, Kyrillidis A, Phillips GN Jr
-  title = A deep learning solution for crystallographic structure determination
-  journal = IUCrJ
-  volume = 10
-  pages = 487-496
-  year = 2023
-  doi_id = "10.1107/S2052252523004293"
-}
-""")).extract().citation
-
-
 class Program(ProgramTemplate):
     program_name = "ml_phasing.solve"
     version = __version__
-    citations = CITATIONS
+    citations = citation_scope("shelxd", "pan2023", "charge_flipping", "sigmaa")
     known_article_ids = ["cctbx"]
     description = """
 Solve a small-molecule or peptide structure from observed amplitudes: phase starts

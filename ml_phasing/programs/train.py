@@ -9,12 +9,15 @@ from libtbx.utils import Sorry
 
 from ml_phasing.phil.train import phil_str
 from ml_phasing.program_support import LogFile, log_header, progress, resolve_device
+from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.train"
     version = __version__
+    citations = citation_scope("scripps2021", "pan2023", "khaibrakhmanov2025")
+    known_article_ids = ["cctbx"]
     description = """
 Train a network on a dataset made by ml_phasing.simulate, on CPU or GPU.
 
