@@ -66,6 +66,10 @@ def auto_array(arrays, kind: str, path: str):
                 return a
     if len(candidates) == 1:
         return candidates[0]
+    if kind == "amplitude":  # a CIF with measured and calculated columns: the measured ones
+        measured = [a for a in candidates if "calc" not in a.info().label_string().lower()]
+        if len(measured) == 1:
+            return measured[0]
     raise Sorry(f"Several {kind} column sets in {path} ({', '.join(a.info().label_string() for a in candidates)}); "
                 "choose one with the labels parameter.")
 
@@ -117,10 +121,13 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     crystal.symmetry) supplies or overrides the cell and space group, which a
     SHELX .hkl file lacks. Returns (amplitude array, description dict).
     """
-    if path.lower().endswith(".hkl"):
+    from ml_phasing.file_formats import detect
+
+    if path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl is read as CIF
+        symmetry = symmetry or shelx_pair_symmetry(path)
         if symmetry is None:
             raise Sorry(f"{path} is a SHELX .hkl file, which has no cell or space group: give "
-                        "symmetry.unit_cell= and symmetry.space_group=.")
+                        "symmetry.unit_cell= and symmetry.space_group=, or put its .ins/.res beside it.")
         arrays = _read_shelx(path, symmetry)
     else:
         arrays = read_arrays(path)
@@ -180,6 +187,20 @@ def _column_types(path: str, array) -> str:
 def _untyped_real(array, path: str) -> bool:
     """A real array read from a format without column types (not MTZ): taken as amplitudes."""
     return array.is_real_array() and not _column_types(path, array)
+
+
+def shelx_pair_symmetry(hkl_path: str):
+    """Cell and space group from the .ins or .res beside a SHELX .hkl (as SHELX does), else None."""
+    from iotbx.shelx import crystal_symmetry_from_ins
+
+    stem = os.path.splitext(hkl_path)[0]
+    for ext in (".ins", ".res", ".INS", ".RES"):
+        if os.path.isfile(stem + ext):
+            try:
+                return crystal_symmetry_from_ins.extract_from(stem + ext)
+            except Exception as e:  # noqa: BLE001 - iotbx raises several types for broken files
+                raise Sorry(f"Cannot read the cell and symmetry of {stem + ext}: {e}") from None
+    return None
 
 
 def combined_symmetry(unit_cell, space_group_info):

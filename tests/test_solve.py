@@ -278,3 +278,29 @@ def test_free_lunch_extends_the_map_and_still_solves():
     assert extended.f_calc.size() == f_obs.size()
     rec = atom_recovery(xs, [sc.site for sc in extended.structure.scatterers()])
     assert rec["fraction_matched"] == 1.0
+
+
+def test_shelx_pair_gives_the_symmetry(tmp_path):
+    """name.hkl beside name.ins: the cell and space group come from the .ins, as SHELX takes them."""
+    from ml_phasing import reflection_io, shelx_io
+
+    xs = _crystal("P21", 10, seed=12)
+    f = abs(xs.structure_factors(d_min=1.2).f_calc()).set_observation_type_xray_amplitude()
+    f = f.customized_copy(sigmas=f.data() * 0.02 + 0.01)
+    shelx_io.write_hkl(str(tmp_path / "x.hkl"), f)
+    shelx_io.write_ins(str(tmp_path / "x.ins"), f.crystal_symmetry(), {"C": 10}, title="x")
+    read, info = reflection_io.read_observed_amplitudes(str(tmp_path / "x.hkl"))
+    assert read.space_group_info().type().number() == 4
+    assert read.unit_cell().is_similar_to(f.unit_cell(), 1e-3, 1e-2)
+    assert read.size() == f.size()
+
+
+def test_cif_reflections_named_hkl(realdata):
+    """COD_2242624.hkl is a CIF reflection file despite its name: it reads as CIF, with its symmetry."""
+    import os
+
+    from ml_phasing import reflection_io
+
+    f, info = reflection_io.read_observed_amplitudes(os.path.join(realdata, "hkl", "COD_2242624.hkl"))
+    assert f.size() == 71 and f.space_group_info().type().number() == 2  # 71 reflections, P-1 (MANIFEST.tsv)
+    assert info["labels"].endswith("_refln_F_squared_meas,_refln_F_squared_sigma")
