@@ -121,12 +121,13 @@ def resolve_device(name: str) -> str:
 class LogFile:
     """Send a program's log (including the parser output so far) to a file too."""
 
-    def __init__(self, program, path: str):
+    def __init__(self, program, path: str, append: bool = False):
         from libtbx.utils import multi_out
 
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
-        self.handle = open(path, "w")
+        # line-buffered, so that a killed run leaves its log up to the last line; a resumed run appends
+        self.handle = open(path, "a" if append else "w", buffering=1)
         self.original = program.logger
         logger = program.logger
         if "parser_log" in getattr(logger, "labels", []):

@@ -86,6 +86,12 @@ def test_resume_equals_uninterrupted(datasets):
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    # the resumed run appended to train.log; a rerun without resume=True or --overwrite replaces nothing
+    assert (datasets / "resumed" / "train.log").read_text().count("ml_phasing.train 0") >= 2
+    before = (datasets / "straight" / "checkpoint.pt").read_bytes()
+    proc = run_script("ml_phasing.train", *common, "epochs=2", "output.directory=straight", cwd=datasets)
+    assert proc.returncode == 1 and "Sorry:" in proc.stderr and "resume=True" in proc.stderr
+    assert (datasets / "straight" / "checkpoint.pt").read_bytes() == before
 
 
 def test_fine_tuning_with_frozen_layers(datasets):

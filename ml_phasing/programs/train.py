@@ -75,16 +75,21 @@ Examples:
             raise Sorry(f"task={t.task} needs simulate outputs {missing}, which {t.data.train} lacks "
                         f"(it has {outputs}).")
         self.device = resolve_device(self.params.device)
-        model_path = os.path.join(self.params.output.directory, self.params.output.model_file)
-        if os.path.exists(model_path) and not (self.params.output.overwrite or t.resume):
-            raise Sorry(f"{model_path} exists; add --overwrite, resume=True or choose output.directory.")
+        from ml_phasing.training import CHECKPOINT
+
+        for name in (self.params.output.model_file, CHECKPOINT):
+            path = os.path.join(self.params.output.directory, name)
+            if os.path.exists(path) and not (self.params.output.overwrite or t.resume):
+                raise Sorry(f"{path} exists (an earlier run); add resume=True to continue it, --overwrite to "
+                            "replace it, or choose output.directory.")
 
     def run(self):
         import torch
 
         os.makedirs(self.params.output.directory, exist_ok=True)
         main = int(os.environ.get("RANK", "0")) == 0
-        log = LogFile(self, os.path.join(self.params.output.directory, "train.log")) if main else None
+        log = (LogFile(self, os.path.join(self.params.output.directory, "train.log"),
+                       append=bool(self.params.train.resume)) if main else None)
         try:
             log_header(self, self.params.random_seed, self.device)
             print(f"torch threads: {torch.get_num_threads()}", file=self.logger)
