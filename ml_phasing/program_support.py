@@ -150,12 +150,35 @@ class LogFile:
 
 @contextlib.contextmanager
 def logged(program, path: str):
-    """Log to ``path`` too while the block runs (the file is closed whatever happens)."""
-    log = LogFile(program, path)
+    """Log to ``path`` too while the block runs (the file is closed whatever happens).
+
+    The run holds an exclusive lock on ``<path>.lock`` meanwhile: a second run with the same
+    output prefix is refused (one Sorry, nothing written) instead of mixing its files with ours.
+    """
+    import fcntl
+
+    lock_path = f"{path}.lock"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lock = open(lock_path, "a")
     try:
-        yield log
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise Sorry(f"Another run is writing {os.path.splitext(path)[0]}.* now (lock {lock_path}); "
+                    "wait for it or choose another output.prefix.") from None
+    try:
+        log = LogFile(program, path)
+        try:
+            yield log
+        finally:
+            log.close(program)
     finally:
-        log.close(program)
+        try:
+            os.remove(lock_path)
+        except OSError:
+            pass
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 def input_file(program) -> str:

@@ -148,3 +148,25 @@ def test_phil_type_and_range_errors_are_one_sorry(args, tmp_path, capsys):
     status = run_cli(simulate.Program, args + [f"output.directory={tmp_path}/sim"])
     err = capsys.readouterr().err
     assert status == 1 and err.startswith("Sorry:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_second_run_on_the_same_prefix_is_refused(tmp_path, good_mtz, capsys):
+    """While one run holds <prefix>.log.lock, another with the same prefix gets a Sorry and writes nothing."""
+    import fcntl
+
+    from ml_phasing.programs import solve
+
+    lock = open(tmp_path / "busy.log.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        status = run_cli(solve.Program, [good_mtz, "composition=C6", "engine.max_starts=1", "engine.cycles=1",
+                                         f"output.prefix={tmp_path}/busy"])
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    err = capsys.readouterr().err
+    assert status == 1 and "Another run is writing" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy.log.lock"]
+    status = run_cli(solve.Program, [good_mtz, "composition=C6", "engine.max_starts=1", "engine.cycles=1",
+                                     "engine.molecule=False", f"output.prefix={tmp_path}/busy"])
+    assert status == 0 and (tmp_path / "busy.json").exists() and not (tmp_path / "busy.log.lock").exists()
