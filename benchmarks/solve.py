@@ -10,7 +10,7 @@ Sets (never trained on; the truth is known):
 
 Rows:
   network         the shipped model's default prediction (24 rotations + 20 charge-flipping cycles)
-  network+engine  ml_phasing.solve's library with the model's starts (then random starts)
+  network+engine  the engine as ml_phasing.solve runs it: the model's starts and random starts in turn
   engine_random   the engine from random phases only (the classical baseline)
   engine_ab_initio  (random sets) the default ab initio mix of ml_phasing.solve: charge flipping,
                   then P1 dual-space and random starts in turn
@@ -202,9 +202,9 @@ def main():
                 r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
                 rows["network"].append({**judge(xs, f_true, r["phases"]), "seconds": time.time() - t0})
                 t0 = time.time()
-                res = engine.solve(f_obs, comp, _chain(starts.network_starts(model, info, f_obs),
-                                                        starts.random_starts(f_obs, MAX_STARTS,
-                                                                             np.random.default_rng(i))),
+                res = engine.solve(f_obs, comp, starts.interleaved(starts.network_starts(model, info, f_obs),
+                                                                   starts.random_starts(f_obs, MAX_STARTS,
+                                                                                        np.random.default_rng(i))),
                                    engine.Settings(connected=True), seed=i, max_starts=MAX_STARTS)
                 rows["network+engine"].append(_engine_row(xs, f_true, res, time.time() - t0))
             t0 = time.time()
@@ -285,11 +285,6 @@ def _brief(name, row):
     if "cc" in row:
         text += f"(CC {row['cc']:.1f} R1 {row['r1']:.3f} rec {row['recovery']:.2f})"
     return text
-
-
-def _chain(*its):
-    for it in its:
-        yield from it
 
 
 def _engine_row(xs, f_true, res, seconds):

@@ -73,15 +73,22 @@ def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles
                     f"symmetry CC {cc:.2f})", on_indices(f_sym, f_obs))
 
 
+def interleaved(*generators):
+    """Starts from several generators in turn (a, b, a, b, ...), until all are spent."""
+    iterators = [iter(g) for g in generators]
+    while iterators:
+        for it in list(iterators):
+            try:
+                yield next(it)
+            except StopIteration:
+                iterators.remove(it)
+
+
 def ab_initio_starts(f_obs, composition: dict, n: int, seed: int, rng: np.random.Generator, n_flipping: int = 2):
     """The default ab initio mix: charge flipping first, then P1 dual-space and random starts in turn
     (P1 recycling solves the centrosymmetric groups that random starts in the group miss)."""
     yield from charge_flipping_starts(f_obs, n_flipping, seed)
-    p1 = p1_starts(f_obs, composition, n, rng)
-    rand = random_starts(f_obs, n, rng)
-    for a, b in zip(p1, rand):
-        yield a
-        yield b
+    yield from interleaved(p1_starts(f_obs, composition, n, rng), random_starts(f_obs, n, rng))
 
 
 def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str = "charge_flipping"):

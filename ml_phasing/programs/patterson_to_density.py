@@ -148,7 +148,7 @@ Examples:
         files.append(f"{self.prefix}.json")
 
     def _solve(self) -> dict:
-        """The engine from this prediction's starts (each grid rotation and hand), then random starts."""
+        """The engine from this prediction's starts (each grid rotation and hand), random starts in turn."""
         from ml_phasing.phasing import solution, starts
 
         p = self.params
@@ -156,9 +156,10 @@ Examples:
         print("\nPhasing engine from the network's predictions:", file=out)
         rng = np.random.default_rng([p.random_seed, 7])
 
-        def chain():
-            yield from starts.network_starts(self.model, self.model_info, self.f_obs, self.device, rotations=24)
-            yield from starts.random_starts(self.f_obs, p.engine.max_starts, rng)
+        def chain():  # network and random starts in turn (see ml_phasing.solve)
+            yield from starts.interleaved(
+                starts.network_starts(self.model, self.model_info, self.f_obs, self.device, rotations=24),
+                starts.random_starts(self.f_obs, p.engine.max_starts, rng))
 
         settings = solution.settings_from_params(p.engine)
         result = solution.run(self.f_obs, self.composition, chain(), settings, seed=p.random_seed, nproc=p.nproc,
