@@ -122,7 +122,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
         restraints_for=None, d_min_extend: float | None = None, e_obs=None, gridding=None,
         extra_peaks: float = 0.0, completion_cycles: int = 8, connected: bool = False,
-        reassign_elements: bool = True) -> Trajectory:
+        reassign_elements: bool = True, replace_weak: bool = True) -> Trajectory:
     """One trajectory from ``start_phases`` (complex or phase array on f_obs's indices, radians).
 
     ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}). ``restraints_for``
@@ -185,6 +185,9 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         if connected:
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
             trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+        elif replace_weak:
+            trial = replace_weak_atoms(trial, f_obs, gridding, elements, min_distance)
+            trial = refine(trial, target_set)
         if reassign_elements and len(set(elements)) > 1:
             # elements by refined B, kept only where that lowers R1 (hydrogens and real B can mislead it)
             swapped = refine(elements_by_b(trial, elements), target_set)
@@ -239,6 +242,38 @@ def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, ma
             return new
         xs = new
     return xs
+
+
+def replace_weak_atoms(xs, f_obs, gridding, elements, min_distance: float, b_factor: float = 2.5):
+    """For any structure: atoms whose refined B is far above the rest (wrong atoms spread out) are
+    dropped and the highest Fo-Fc peaks at least ``min_distance`` from the model take their place."""
+    n_atoms = len(elements)
+    b = np.array(xs.scatterers().extract_u_iso()) * 8 * np.pi ** 2
+    weak = b > max(b_factor * np.median(b), 15.0)
+    if not weak.any():
+        return xs
+    kept = xs.select(flex.bool((~weak).tolist()))
+    fc = f_calc_of(kept, f_obs)
+    fo = f_obs.data()
+    afc = flex.abs(fc.data())
+    k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
+    amp = fo - k * afc
+    phi = flex.arg(fc.data())
+    neg = amp < 0
+    phi.set_selected(neg, phi.select(neg) + np.pi)
+    diff = f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
+    need = n_atoms - kept.scatterers().size()
+    sites, _ = peaks(diff, gridding, max(4 * need, 8), min_distance)
+    new = kept
+    for site in sites:
+        if need == 0:
+            break
+        d = new.closest_distances(flex.vec3_double([site]), 3.0).smallest_distances[0]
+        if d < 0 or d >= min_distance:
+            element = elements[min(new.scatterers().size(), n_atoms - 1)]
+            new = new.concatenate(structure_from_peaks(xs.crystal_symmetry(), [site], [element], 5.0))
+            need -= 1
+    return relabel(new)
 
 
 def elements_by_b(xs, elements):
