@@ -205,6 +205,20 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
     return Trajectory(structure=xs, f_calc=fc, phases=fc, fom=fom, figures=figs, history=history)
 
 
+def difference_coefficients(xs, f_obs):
+    """Fo - kFc map coefficients with the model's phases (k: least-squares scale); where the
+    difference is negative the coefficient points the other way (flex.polar needs moduli >= 0)."""
+    fc = f_calc_of(xs, f_obs)
+    fo = f_obs.data()
+    afc = flex.abs(fc.data())
+    k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
+    amp = fo - k * afc
+    phi = flex.arg(fc.data())
+    negative = amp < 0
+    phi.set_selected(negative, phi.select(negative) + np.pi)
+    return f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
+
+
 def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85,
                         rounds: int = 2):
     """For molecules (every atom bonded to another): drop atoms with no neighbour within ``max_bond``
@@ -217,17 +231,7 @@ def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, ma
         need = n_atoms - kept.scatterers().size()
         if need <= 0 or kept.scatterers().size() == 0:
             return xs
-        fc = f_calc_of(kept, f_obs)
-        fo = f_obs.data()
-        afc = flex.abs(fc.data())
-        k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
-        # negative amplitudes point the other way: flex.polar needs moduli >= 0
-        amp = fo - k * afc
-        phi = flex.arg(fc.data())
-        neg = amp < 0
-        phi.set_selected(neg, phi.select(neg) + np.pi)
-        diff = f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
-        sites, _ = peaks(diff, gridding, max(4 * need, 8), min_bond)
+        sites, _ = peaks(difference_coefficients(kept, f_obs), gridding, max(4 * need, 8), min_bond)
         new = kept
         for site in sites:
             if need == 0:
@@ -253,17 +257,8 @@ def replace_weak_atoms(xs, f_obs, gridding, elements, min_distance: float, b_fac
     if not weak.any():
         return xs
     kept = xs.select(flex.bool((~weak).tolist()))
-    fc = f_calc_of(kept, f_obs)
-    fo = f_obs.data()
-    afc = flex.abs(fc.data())
-    k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
-    amp = fo - k * afc
-    phi = flex.arg(fc.data())
-    neg = amp < 0
-    phi.set_selected(neg, phi.select(neg) + np.pi)
-    diff = f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
     need = n_atoms - kept.scatterers().size()
-    sites, _ = peaks(diff, gridding, max(4 * need, 8), min_distance)
+    sites, _ = peaks(difference_coefficients(kept, f_obs), gridding, max(4 * need, 8), min_distance)
     new = kept
     for site in sites:
         if need == 0:
