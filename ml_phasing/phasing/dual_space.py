@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from cctbx import maptbx, miller, xray
+from cctbx import maptbx, xray
 from cctbx.array_family import flex
 
 from ml_phasing.phasing import figures_of_merit
@@ -36,8 +36,7 @@ from ml_phasing.phasing.composition import element_list
 class Trajectory:
     """What one start ended with."""
     structure: object               # refined cctbx.xray.structure
-    f_calc: object                  # its structure factors on the observed indices
-    phases: object                  # complex array: the final phases (model) on f_obs indices
+    f_calc: object                  # its structure factors (and so the phases) on the observed indices
     fom: np.ndarray                 # calibrated figures of merit per reflection
     figures: dict = field(default_factory=dict)   # R1, CC, Patterson CC (no truth needed)
     history: list = field(default_factory=list)   # (cycle, R1, CC) per refinement
@@ -77,19 +76,13 @@ def structure_from_peaks(crystal_symmetry, sites, elements, b_iso: float):
     return xray.structure(special_position_settings=sps, scatterers=scatterers)
 
 
-def refine(xs, f_obs, restraints=None, iterations: int = 25, refine_b: bool = True):
-    """Sites and isotropic B against |Fobs| (cctbx.xray.minimization, LS on F).
-
-    With ``restraints`` (a :class:`ml_phasing.phasing.restraints.Restraints`) the
-    restrained target of that module is minimised instead.
-    """
+def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True):
+    """Sites and isotropic B against |Fobs| (cctbx.xray.minimization, LS on F)."""
     import scitbx.lbfgs
 
     xs = xs.deep_copy_scatterers()
     if xs.scatterers().size() == 0:
         return xs
-    if restraints is not None:
-        return restraints.refine(xs, f_obs, iterations=iterations, refine_b=refine_b)
     xs.scatterers().flags_set_grads(state=False)
     for sc in xs.scatterers():
         sc.flags.set_use_u_iso(True)
@@ -120,13 +113,12 @@ def f_calc_of(xs, miller_set):
 
 def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cycles: int = 30,
         omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
-        restraints_for=None, d_min_extend: float | None = None, e_obs=None, gridding=None,
-        extra_peaks: float = 0.0, completion_cycles: int = 8, connected: bool = False,
+        d_min_extend: float | None = None, e_obs=None, gridding=None,
+        completion_cycles: int = 8, connected: bool = False,
         reassign_elements: bool = True, replace_weak: bool = True) -> Trajectory:
-    """One trajectory from ``start_phases`` (complex or phase array on f_obs's indices, radians).
+    """One trajectory from ``start_phases`` (phases in radians on f_obs's indices).
 
-    ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}). ``restraints_for``
-    builds restraints for a structure (None: free atoms with a minimum distance).
+    ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}).
     """
     elements = element_list(composition)
     n_atoms = len(elements)
@@ -138,29 +130,25 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
     if d_min_extend is not None and d_min_extend < f_obs.d_min() - 1e-3:
         full = f_obs.complete_set(d_min=d_min_extend)
         extra = full.lone_set(f_obs)
-    phases = _phases_of(start_phases, f_obs)
+    phases = flex.double(np.asarray(start_phases, dtype=float))
     weights = np.ones(f_obs.size())
     xs = None
     history = []
-    n_pick = int(round(n_atoms * (1.0 + extra_peaks)))
     for cycle in range(cycles):
         coeffs = e_obs.customized_copy(data=flex.polar(e_obs.data() * flex.double(weights), phases))
-        sites, heights = peaks(coeffs, gridding, n_pick, min_distance)
+        sites, heights = peaks(coeffs, gridding, n_atoms, min_distance)
         if not sites:
             break
         xs = structure_from_peaks(cs, sites, elements[:len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
         last = cycle == cycles - 1
         if (cycle + 1) % refine_every == 0 or last:
-            restraints = restraints_for(xs) if restraints_for is not None else None
-            xs = refine(xs, target_set, restraints)
+            xs = refine(xs, target_set)
             fc = f_calc_of(xs, f_obs)
             figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
             history.append((cycle + 1, figs["r1"], figs["cc"]))
             if last:
                 break
-            keep = xs
-        else:
-            keep = xs
+        keep = xs
         if omit_fraction > 0 and keep.scatterers().size() > 3:
             sel = flex.bool(rng.random(keep.scatterers().size()) >= omit_fraction)
             if sel.count(True) < 2:
@@ -181,10 +169,10 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         if not sites:
             break
         trial = structure_from_peaks(cs, sites, elements[:len(sites)], b_iso)
-        trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+        trial = refine(trial, target_set)
         if connected:
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
-            trial = refine(trial, target_set, restraints_for(trial) if restraints_for is not None else None)
+            trial = refine(trial, target_set)
         elif replace_weak:
             trial = replace_weak_atoms(trial, f_obs, gridding, elements, min_distance)
             trial = refine(trial, target_set)
@@ -202,7 +190,16 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
                 break
         xs, fc, figs = trial, fc_trial, figs_trial
     fom = figures_of_merit.calibrated_fom(f_obs, fc, figs.get("cc", 0.0))
-    return Trajectory(structure=xs, f_calc=fc, phases=fc, fom=fom, figures=figs, history=history)
+    return Trajectory(structure=xs, f_calc=fc, fom=fom, figures=figs, history=history)
+
+
+def signed_polar(amplitudes, phases):
+    """Complex coefficients from amplitudes that may be negative: a negative one points the other
+    way (phase + pi), since flex.polar needs moduli >= 0."""
+    phases = phases.deep_copy()
+    negative = amplitudes < 0
+    phases.set_selected(negative, phases.select(negative) + np.pi)
+    return flex.polar(flex.abs(amplitudes), phases)
 
 
 def difference_coefficients(xs, f_obs):
@@ -212,11 +209,7 @@ def difference_coefficients(xs, f_obs):
     fo = f_obs.data()
     afc = flex.abs(fc.data())
     k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
-    amp = fo - k * afc
-    phi = flex.arg(fc.data())
-    negative = amp < 0
-    phi.set_selected(negative, phi.select(negative) + np.pi)
-    return f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
+    return f_obs.customized_copy(data=signed_polar(fo - k * afc, flex.arg(fc.data())), sigmas=None)
 
 
 def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85,
@@ -289,20 +282,6 @@ def relabel(xs):
     for i, sc in enumerate(xs.scatterers()):
         sc.label = f"{sc.scattering_type}{i + 1}"
     return xs
-
-
-def _phases_of(start, f_obs):
-    if isinstance(start, miller.array):
-        start = start.common_set(f_obs) if start.size() != f_obs.size() else start
-        if start.size() != f_obs.size():
-            lookup = dict(zip(start.indices(), start.data()))
-            data = [lookup.get(h, 0j) for h in f_obs.indices()]
-            start = f_obs.customized_copy(data=flex.complex_double(data))
-        data = start.data()
-        if isinstance(data, flex.complex_double):
-            return flex.arg(data)
-        return data
-    return flex.double(np.asarray(start, dtype=float))
 
 
 def _with_free_lunch(coeffs, xs, extra, e_obs, weight: float = 0.7):

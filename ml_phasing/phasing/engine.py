@@ -94,7 +94,7 @@ def _rebuild(f_obs, e_obs, plain, figures, history):
     xs = xray.structure(special_position_settings=f_obs.crystal_symmetry().special_position_settings(
         min_distance_sym_equiv=0.5), scatterers=scatterers)
     fc = dual_space.f_calc_of(xs, f_obs)
-    return dual_space.Trajectory(structure=xs, f_calc=fc, phases=fc,
+    return dual_space.Trajectory(structure=xs, f_calc=fc,
                                  fom=figures_of_merit.calibrated_fom(f_obs, fc, figures.get("cc", 0.0)),
                                  figures=figures, history=history)
 

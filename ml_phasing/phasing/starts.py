@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from cctbx import miller
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
@@ -164,16 +163,3 @@ def user_phases(path: str, f_obs, labels: str | None = None):
     if isinstance(array.data(), flex.complex_double) and flex.max(flex.abs(array.data())) <= 0:
         raise Sorry(f"The map coefficients in {path} are all zero.")
     return Start("phases", f"{path} {label}", on_indices(array, f_obs))
-
-
-def extension_amplitudes(model, info, f_obs, d_min_target=None, device="cpu"):
-    """Measured amplitudes plus the extension model's prediction beyond them."""
-    from ml_phasing.resolution_extension import check_supported, extend
-
-    check_supported(info, f_obs, d_min_target)
-    r = extend(model, info, f_obs, d_min_target, device)
-    return r
-
-
-def as_miller(f_obs, phases: np.ndarray):
-    return miller.array(f_obs, flex.polar(f_obs.data(), flex.double(phases)))

@@ -1,8 +1,6 @@
 """Outputs of a solution: 2mFo-DFc coefficients and map, CIF and PDB models (atomic writes)."""
 from __future__ import annotations
 
-import numpy as np
-
 from cctbx import maptbx
 from cctbx.array_family import flex
 
@@ -19,10 +17,10 @@ def two_mfo_dfc(f_obs, f_calc, fom):
     centric = f_obs.centric_flags().data()
     amp = 2 * fom * fo - d * afc
     amp.set_selected(centric, (fom * fo).select(centric))
-    phi = flex.arg(fc.data())
-    negative = amp < 0  # where DFc outweighs 2mFo the coefficient points the other way
-    phi.set_selected(negative, phi.select(negative) + np.pi)
-    return f_obs.customized_copy(data=flex.polar(flex.abs(amp), phi), sigmas=None)
+    from ml_phasing.phasing.dual_space import signed_polar
+
+    # where DFc outweighs 2mFo the coefficient points the other way
+    return f_obs.customized_copy(data=signed_polar(amp, flex.arg(fc.data())), sigmas=None)
 
 
 def map_on_grid(coefficients, resolution_factor: float = 1.0 / 3):

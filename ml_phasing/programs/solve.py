@@ -139,8 +139,9 @@ Examples:
             yield from starts.interleaved(starts.network_starts(self.model, self.model_info, f, self.device,
                                                                 rotations=24), starts.random_starts(f, n, rng))
         elif self.seed_kind == "extend_resolution":
-            ext = starts.extension_amplitudes(self.model, self.model_info, f, None, self.device)
-            self.extended = ext
+            from ml_phasing.resolution_extension import extend
+
+            ext = extend(self.model, self.model_info, f, None, self.device)
             yield from starts.charge_flipping_starts(f, n, p.random_seed, amplitudes=ext["extended"],
                                                      kind="extend_resolution")
             yield from starts.random_starts(f, n, rng)
