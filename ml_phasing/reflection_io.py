@@ -196,6 +196,9 @@ def shelx_pair_symmetry(hkl_path: str):
     stem = os.path.splitext(hkl_path)[0]
     for ext in (".ins", ".res", ".INS", ".RES"):
         if os.path.isfile(stem + ext):
+            from ml_phasing.file_formats import refuse_pickle
+
+            refuse_pickle(stem + ext, "SHELX .ins/.res")
             try:
                 return crystal_symmetry_from_ins.extract_from(stem + ext)
             except Exception as e:  # noqa: BLE001 - iotbx raises several types for broken files

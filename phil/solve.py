@@ -100,8 +100,8 @@ phases {
     .help = "Columns of phases.file, e.g. FWT,PHWT or PHIB."
 }
 engine {
-%s
+  include scope ml_phasing.phil.solve.engine_phil_scope
 }
-""" % engine_phil_str
+"""
 
 phil_scope = None  # parsed by the program (the included scopes need iotbx types)

@@ -77,6 +77,7 @@ CASES = [
     ("train", ["train.init_model={evil}", "train.data.train={dir}", "output.directory={dir}/tr"], "init.pt"),
     ("solve", ["{evil}"], "data.mtz"),
     ("solve", ["{good}", "seed=phases", "phases.file={evil}", "output.prefix={dir}/out"], "start.mtz"),
+    ("solve", ["{dir}/data.hkl"], "data.ins"),  # the .ins beside a SHELX .hkl gives its symmetry
 ]
 
 
@@ -84,6 +85,9 @@ CASES = [
 @pytest.mark.parametrize("protocol", [0, 4])
 def test_pickled_input_never_runs(program, args, name, protocol, evil, good_mtz, capsys):
     path = evil(name, protocol=protocol)
+    if name == "data.ins":  # a real HKLF 4 file beside the pickled .ins
+        (evil.dir / "data.hkl").write_text("   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n"
+                                           "   0   0   0    0.00   0.00\n")
     argv = [a.format(evil=path, good=good_mtz, dir=str(evil.dir)) for a in args]
     cwd = os.getcwd()
     os.chdir(evil.dir)
