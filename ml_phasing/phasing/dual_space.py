@@ -32,6 +32,10 @@ from ml_phasing.phasing import figures_of_merit
 from ml_phasing.phasing.composition import element_list
 
 
+import os
+RW_RECYCLE = float(os.environ.get("RW_RECYCLE", "1"))
+
+
 @dataclass
 class Trajectory:
     """What one start ended with."""
@@ -76,9 +80,15 @@ def structure_from_peaks(crystal_symmetry, sites, elements, b_iso: float):
     return xray.structure(special_position_settings=sps, scatterers=scatterers)
 
 
-def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True):
-    """Sites and isotropic B against |Fobs| (cctbx.xray.minimization, LS on F)."""
+def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True, restraints_weight: float = 0.0):
+    """Sites and isotropic B against |Fobs| (cctbx.xray.minimization, LS on F).
+
+    With ``restraints_weight`` > 0 the molecule's geometry restraints
+    (:mod:`ml_phasing.phasing.restraints`, from the model's own connectivity) are added,
+    weighted by that factor times the ratio of the X-ray and restraint gradient norms."""
     import scitbx.lbfgs
+
+    from ml_phasing.phasing import restraints
 
     xs = xs.deep_copy_scatterers()
     if xs.scatterers().size() == 0:
@@ -89,11 +99,16 @@ def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True):
         sc.flags.set_grad_site(True)
         sc.flags.set_grad_u_iso(refine_b)
     functor = xray.target_functors.least_squares_residual(f_obs)
+    kwargs = dict(target_functor=functor, xray_structure=xs,
+                  lbfgs_termination_params=scitbx.lbfgs.termination_parameters(max_iterations=iterations),
+                  structure_factor_algorithm="direct" if f_obs.size() < 3000 else "fft")
+    manager = restraints.manager_for(xs) if restraints_weight > 0 else None
     try:
-        xray.minimization.lbfgs(target_functor=functor, xray_structure=xs,
-                                lbfgs_termination_params=scitbx.lbfgs.termination_parameters(
-                                    max_iterations=iterations),
-                                structure_factor_algorithm="direct" if f_obs.size() < 3000 else "fft")
+        if manager is None:
+            xray.minimization.lbfgs(**kwargs)
+        else:
+            weight = restraints.weight_for(xs, f_obs, manager, scale=restraints_weight)
+            restraints.RestrainedLbfgs(manager, weight, **kwargs)
     except RuntimeError:  # an LBFGS line search that cannot proceed keeps the last good point
         pass
     clamp_b(xs)
@@ -115,7 +130,8 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
         d_min_extend: float | None = None, e_obs=None, gridding=None,
         completion_cycles: int = 8, connected: bool = False,
-        reassign_elements: bool = True, replace_weak: bool = True) -> Trajectory:
+        reassign_elements: bool = True, replace_weak: bool = True,
+        restraints_weight: float = 0.0, polish_rounds: int = 12, polish_min_cc: float = 85.0) -> Trajectory:
     """One trajectory from ``start_phases`` (phases in radians on f_obs's indices).
 
     ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}).
@@ -142,7 +158,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         xs = structure_from_peaks(cs, sites, elements[:len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
         last = cycle == cycles - 1
         if (cycle + 1) % refine_every == 0 or last:
-            xs = refine(xs, target_set)
+            xs = refine(xs, target_set, restraints_weight=RW_RECYCLE * restraints_weight)
             fc = f_calc_of(xs, f_obs)
             figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
             history.append((cycle + 1, figs["r1"], figs["cc"]))
@@ -169,16 +185,16 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         if not sites:
             break
         trial = structure_from_peaks(cs, sites, elements[:len(sites)], b_iso)
-        trial = refine(trial, target_set)
+        trial = refine(trial, target_set, restraints_weight=restraints_weight)
         if connected:
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
-            trial = refine(trial, target_set)
+            trial = refine(trial, target_set, restraints_weight=restraints_weight)
         elif replace_weak:
             trial = replace_weak_atoms(trial, f_obs, gridding, elements, min_distance)
             trial = refine(trial, target_set)
         if reassign_elements and len(set(elements)) > 1:
             # elements by refined B, kept only where that lowers R1 (hydrogens and real B can mislead it)
-            swapped = refine(elements_by_b(trial, elements), target_set)
+            swapped = refine(elements_by_b(trial, elements), target_set, restraints_weight=restraints_weight)
             if (figures_of_merit.figures(f_obs, f_calc_of(swapped, f_obs))["r1"]
                     < figures_of_merit.figures(f_obs, f_calc_of(trial, f_obs))["r1"]):
                 trial = swapped
@@ -189,8 +205,65 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
             if figs_trial["cc"] < figs["cc"]:
                 break
         xs, fc, figs = trial, fc_trial, figs_trial
+    if polish_rounds and figs.get("cc", 0.0) >= polish_min_cc:
+        polished = polish(xs, target_set, gridding, elements, rounds=polish_rounds,
+                          restraints_weight=restraints_weight, reassign_elements=reassign_elements)
+        if polished is not xs:
+            xs = polished
+            fc = f_calc_of(xs, f_obs)
+            figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
+            history.append((cycles + completion_cycles + 1, figs["r1"], figs["cc"]))
     fom = figures_of_merit.calibrated_fom(f_obs, fc, figs.get("cc", 0.0))
     return Trajectory(structure=xs, f_calc=fc, fom=fom, figures=figs, history=history)
+
+
+def polish(xs, f_obs, gridding, elements, rounds: int = 12, min_distance: float = 1.0, candidates: int = 3,
+           restraints_weight: float = 0.0, reassign_elements: bool = True, min_gain: float = 0.002):
+    """Move single atoms from where the difference map says they are wrong to where it says
+    one is missing, while R1 falls.
+
+    Each round: the atoms with the lowest Fo-kFc density at their sites (and the one with
+    the highest B) are tried, in turn, on the ``candidates`` highest Fo-kFc peaks at least
+    ``min_distance`` from the model; after each move the model is refined against |Fo|, and
+    the first move that lowers R1 by ``min_gain`` is kept. A dual-space trajectory often
+    ends with all but one to three atoms right (CC 88-97 on 1.5 A dipeptides); those
+    atoms sit in density that one peak search cannot free them from. Returns ``xs`` itself
+    when nothing improved."""
+    def r1_of(model):
+        return figures_of_merit.figures(f_obs, f_calc_of(model, f_obs))["r1"]
+
+    best_r1, start = r1_of(xs), xs
+    for _ in range(rounds):
+        diff = difference_coefficients(xs, f_obs)
+        d_map = diff.fft_map(crystal_gridding=gridding).real_map_unpadded()
+        at_atoms = np.array([maptbx.eight_point_interpolation(d_map, site) for site in xs.sites_frac()])
+        u = np.array(xs.scatterers().extract_u_iso())
+        sites, _ = peaks(diff, gridding, 2 * candidates, min_distance)
+        free = []
+        for site in sites:
+            d = xs.closest_distances(flex.vec3_double([site]), 3.0).smallest_distances[0]
+            if d < 0 or d >= min_distance:
+                free.append(site)
+        movers = list(dict.fromkeys([int(i) for i in np.argsort(at_atoms)[:2]] + [int(np.argmax(u))]))
+        improved = False
+        for atom in movers:
+            for site in free[:candidates]:
+                trial = xs.deep_copy_scatterers()
+                trial.scatterers()[atom].site = tuple(site)
+                trial = refine(trial, f_obs, restraints_weight=restraints_weight)
+                r1 = r1_of(trial)
+                if r1 < best_r1 - min_gain:
+                    xs, best_r1, improved = trial, r1, True
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    if reassign_elements and len(set(elements)) > 1:
+        swapped = refine(elements_by_b(xs, elements), f_obs, restraints_weight=restraints_weight)
+        if r1_of(swapped) < best_r1:
+            xs, best_r1 = swapped, r1_of(swapped)
+    return xs if best_r1 < r1_of(start) else start
 
 
 def signed_polar(amplitudes, phases):

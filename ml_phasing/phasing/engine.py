@@ -35,6 +35,7 @@ class Settings:
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
     connected: bool = False            # a molecule: every atom bonded (repair isolated atoms)
+    restraints_weight: float = 0.0     # geometry restraints in refinement (molecules); 0 = none
     stop_when_solved: bool = True
     max_seconds: float | None = None
 
@@ -63,7 +64,8 @@ def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: i
                         omit_fraction=settings.omit_fraction, refine_every=settings.refine_every,
                         min_distance=settings.min_distance,
                         d_min_extend=settings.d_min_extend, e_obs=e_obs, gridding=gridding,
-                        completion_cycles=settings.completion_cycles, connected=settings.connected)
+                        completion_cycles=settings.completion_cycles, connected=settings.connected,
+                        restraints_weight=settings.restraints_weight)
     return tr, time.time() - t0
 
 

@@ -132,3 +132,35 @@ def calibrate(fom: np.ndarray, d_spacings: np.ndarray, table: dict | None) -> np
     a = np.asarray(table["a"])[shell]
     b = np.asarray(table["b"])[shell]
     return np.clip(a + b * fom, 0.0, 1.0)
+
+
+def difference_peak_ratio(f_obs, xs, gridding=None) -> float:
+    """The largest |Fo - kFc| difference density (model phases) over the median height of the
+    model's own atoms in the kFc map: a near miss (one atom missing or misplaced) leaves a
+    peak or hole that R1 and CC hardly see when the rest of the structure dominates.
+
+    Both maps are on one grid with the same coefficients' scale, so the ratio has no units;
+    the atom heights are interpolated at the atom sites (``maptbx.eight_point_interpolation``).
+    """
+    from cctbx import maptbx
+
+    from ml_phasing.phasing.dual_space import f_calc_of, gridding_for, signed_polar
+
+    if xs.scatterers().size() == 0:
+        return float("inf")
+    gridding = gridding or gridding_for(f_obs)
+    fc = f_calc_of(xs, f_obs)
+    fo = f_obs.data()
+    afc = flex.abs(fc.data())
+    k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
+    phases = flex.arg(fc.data())
+    diff = f_obs.customized_copy(data=signed_polar(fo - k * afc, phases), sigmas=None)
+    model = f_obs.customized_copy(data=flex.polar(k * afc, phases), sigmas=None)
+    d_map = diff.fft_map(crystal_gridding=gridding).real_map_unpadded()
+    m_map = model.fft_map(crystal_gridding=gridding).real_map_unpadded()
+    heights = [maptbx.eight_point_interpolation(m_map, site) for site in xs.sites_frac()]
+    reference = float(np.median(heights))
+    if reference <= 0:
+        return float("inf")
+    extreme = max(abs(flex.max(d_map.as_1d())), abs(flex.min(d_map.as_1d())))
+    return float(extreme / reference)
