@@ -7,6 +7,8 @@ Sets (never trained on; the truth is known):
   dipeptide_gen   held-out dipeptides in 12 A cells (phil/dipeptide_12A_simulate.eff), the dipeptide model
   random_<d>      random small-molecule crystals (10-30 atoms of C/N/O, the six space groups)
                   with true data to d = 1.0, 1.2, 1.5 A
+  heavy_<d>       the same with one or two of the atoms Cl or Br (a probe of the verdict, where
+                  heavy atoms dominate the scattering)
 
 Rows:
   network         the shipped model's default prediction (24 rotations + 20 charge-flipping cycles)
@@ -121,13 +123,16 @@ def generator_dipeptides(n):
     return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
 
 
-def random_crystals(n, d_min):
-    rng = np.random.default_rng(SEED)
+def random_crystals(n, d_min, heavy=False):
+    rng = np.random.default_rng(SEED + (7 if heavy else 0))
     out = []
     for i in range(n):
         sg = SPACE_GROUPS[i % len(SPACE_GROUPS)]
         k = int(rng.integers(10, 31))
         els = list(rng.choice(["C"] * 6 + ["N", "O"], k))
+        if heavy:  # one or two Cl/Br among the light atoms
+            for j in range(int(rng.integers(1, 3))):
+                els[j] = str(rng.choice(["Cl", "Br"]))
         seed = int(rng.integers(1 << 30))
         random.seed(seed)
         flex.set_random_seed(seed)
@@ -189,7 +194,7 @@ def main():
         elif name == "dipeptide_gen":
             structures, d_min = generator_dipeptides(N)
         else:
-            structures, d_min = random_crystals(N, float(name.split("_")[1]))
+            structures, d_min = random_crystals(N, float(name.split("_")[1]), heavy=name.startswith("heavy"))
         rows = {k: [] for k in ("network", "network+engine", "engine_random", "engine_ab_initio", "charge_flip")}
         for i, xs in enumerate(structures):
             f_true = xs.structure_factors(d_min=d_min).f_calc()
@@ -268,6 +273,7 @@ def realdata_rows():
             rec = atom_recovery(truth, [sc.site for sc in res.best.structure.scatterers()])
             rows.append({"seed": seed, "solved": rec["fraction_matched"] == 1.0, "flag": bool(res.solved),
                          "recovery": rec["fraction_matched"], "cc": res.best.figures["cc"],
+                         "diff_peak": res.best.figures.get("diff_peak"),
                          "r1": res.best.figures["r1"], "seconds": time.time() - t0, "starts": len(res.attempts)})
             print(f"realdata DK_NTD106c {d_min} A seed {seed}: {rows[-1]}", flush=True)
         out[f"{d_min}"] = {"solved": sum(r["solved"] for r in rows), "flagged": sum(r["flag"] for r in rows),
@@ -283,7 +289,7 @@ def _brief(name, row):
     if "recovery" in row:
         text += f"/{'S' if row['true_solved'] else '-'}{'*' if row.get('flag') else ''}"
     if "cc" in row:
-        text += f"(CC {row['cc']:.1f} R1 {row['r1']:.3f} rec {row['recovery']:.2f})"
+        text += f"(CC {row['cc']:.1f} R1 {row['r1']:.3f} dp {row.get('diff_peak') or 0:.2f} rec {row['recovery']:.2f})"
     return text
 
 
@@ -292,7 +298,7 @@ def _engine_row(xs, f_true, res, seconds):
     row = judge(xs, f_true, res.best.f_calc, sites=sites, fom=np.asarray(res.best.fom))
     row.update(seconds=seconds, flag=bool(res.solved), n_starts=len(res.attempts),
                seconds_per_start=seconds / max(1, len(res.attempts)), cc=res.best.figures.get("cc"),
-               r1=res.best.figures["r1"])
+               r1=res.best.figures["r1"], diff_peak=res.best.figures.get("diff_peak"))
     return row
 
 
@@ -310,6 +316,8 @@ def _summary(rows):
         out["mean_cos"] = float(np.mean([r["mean_cos"] for r in rows]))
         out["median_seconds_per_start"] = float(np.median([r["seconds_per_start"] for r in rows]))
         out["cc_r1_solved"] = [(round(r["cc"], 1), round(r["r1"], 3), bool(r["true_solved"])) for r in rows]
+        out["diff_peak_solved"] = [(round(r["diff_peak"], 3), bool(r["true_solved"])) for r in rows
+                                   if r.get("diff_peak") is not None]
     return out
 
 

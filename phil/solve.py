@@ -28,6 +28,18 @@ molecule = True
            completion cycles atoms with no neighbour within 1.85 A are dropped and the \
            highest Fo-Fc peaks at bonding distance are added. Turn off for ionic \
            structures, isolated ions or waters, and random-atom test data."
+polish_rounds = 12
+  .type = int(value_min=0)
+  .help = "After completion, up to this many single-atom moves from the deepest Fo-Fc hole \
+           (or the highest-B atom) to the highest Fo-Fc peak, each kept only where R1 falls \
+           (0 = off). Run on starts whose CC reaches 85."
+restraints_weight = 0
+  .type = float(value_min=0)
+  .help = "Geometry restraints in the completion and polish refinements, from the model's \
+           own connectivity (flat-bottomed bonds 1.15-1.65 A for C/N/O, angles 100-125 \
+           degrees as 1-3 distances, non-bonded repulsion below 2.5 A): this factor times \
+           the ratio of the X-ray and restraint gradient norms. 0 = unrestrained; on the \
+           benchmark's 1.5 A dipeptides weights 0.1 and 1 solved no more (docs/solve.md)."
 stop_when_solved = True
   .type = bool
   .help = "Stop at the first start whose figures of merit meet the solved criterion."

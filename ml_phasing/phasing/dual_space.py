@@ -11,8 +11,13 @@ Each cycle:
    phases (random omission lets a trajectory leave a wrong local solution);
 4. every ``refine_every`` cycles, and at the end, sites and isotropic B of all
    atoms are refined against |Fobs| with ``cctbx.xray.minimization.lbfgs``
-   (least squares on F), with geometry restraints where the chemistry is known
-   (:mod:`ml_phasing.phasing.restraints`).
+   (least squares on F).
+
+Then completion cycles (no omission, refinement each cycle, molecular repair or
+weak-atom replacement, elements by refined B; optional geometry restraints from
+:mod:`ml_phasing.phasing.restraints`, ``restraints_weight``) and a polish
+(:func:`polish`: single atoms moved from difference-map holes to peaks while R1 falls;
+on 10 held-out 1.5 A dipeptides it took the solved count from 2 to 9).
 
 Unmeasured reflections to ``d_min_extend`` ("free lunch") take amplitudes and
 phases from the current model in each completion cycle (expanded set, as SHELXE/SHELXT),
@@ -30,10 +35,6 @@ from cctbx.array_family import flex
 
 from ml_phasing.phasing import figures_of_merit
 from ml_phasing.phasing.composition import element_list
-
-
-import os
-RW_RECYCLE = float(os.environ.get("RW_RECYCLE", "1"))
 
 
 @dataclass
@@ -158,7 +159,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         xs = structure_from_peaks(cs, sites, elements[:len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
         last = cycle == cycles - 1
         if (cycle + 1) % refine_every == 0 or last:
-            xs = refine(xs, target_set, restraints_weight=RW_RECYCLE * restraints_weight)
+            xs = refine(xs, target_set)
             fc = f_calc_of(xs, f_obs)
             figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
             history.append((cycle + 1, figs["r1"], figs["cc"]))
@@ -213,6 +214,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
             fc = f_calc_of(xs, f_obs)
             figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
             history.append((cycles + completion_cycles + 1, figs["r1"], figs["cc"]))
+    figs["diff_peak"] = figures_of_merit.difference_peak_ratio(f_obs, xs, gridding)
     fom = figures_of_merit.calibrated_fom(f_obs, fc, figs.get("cc", 0.0))
     return Trajectory(structure=xs, f_calc=fc, fom=fom, figures=figs, history=history)
 

@@ -35,7 +35,8 @@ class Settings:
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
     connected: bool = False            # a molecule: every atom bonded (repair isolated atoms)
-    restraints_weight: float = 0.0     # geometry restraints in refinement (molecules); 0 = none
+    restraints_weight: float = 0.0     # geometry restraints in completion refinements; 0 = none
+    polish_rounds: int = 12            # single-atom difference-map moves after completion; 0 = none
     stop_when_solved: bool = True
     max_seconds: float | None = None
 
@@ -65,7 +66,7 @@ def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: i
                         min_distance=settings.min_distance,
                         d_min_extend=settings.d_min_extend, e_obs=e_obs, gridding=gridding,
                         completion_cycles=settings.completion_cycles, connected=settings.connected,
-                        restraints_weight=settings.restraints_weight)
+                        restraints_weight=settings.restraints_weight, polish_rounds=settings.polish_rounds)
     return tr, time.time() - t0
 
 

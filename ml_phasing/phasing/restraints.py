@@ -136,6 +136,8 @@ def _bonded(xs, sym_table, types, margin: float = 0.25):
 
 
 def energies(manager, sites_cart, compute_gradients: bool = True):
+    """Bond (1-2 and 1-3 distances) and non-bonded energy (``.target``) and its Cartesian
+    gradients (``.gradients``), from ``manager.energies_sites``."""
     flags = geometry_restraints.flags.flags(bond=True, nonbonded=True)
     return manager.energies_sites(sites_cart=sites_cart, flags=flags, compute_gradients=compute_gradients)
 

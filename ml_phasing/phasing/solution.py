@@ -23,7 +23,8 @@ def settings_from_params(e, d_min_extend=None) -> engine.Settings:
                            refine_every=e.refine_every, min_distance=e.min_distance,
                            d_min_extend=e.d_min_extend if e.d_min_extend is not None else d_min_extend,
                            connected=e.molecule, min_cc=e.solved.min_cc, max_r1=e.solved.max_r1,
-                           stop_when_solved=e.stop_when_solved, max_seconds=e.max_seconds)
+                           stop_when_solved=e.stop_when_solved, max_seconds=e.max_seconds,
+                           polish_rounds=e.polish_rounds, restraints_weight=e.restraints_weight)
 
 
 def run(f_obs, composition: dict, starts, settings: engine.Settings, *, seed: int, nproc: int, max_starts: int,
