@@ -60,7 +60,7 @@ def main():
         errors.append(r["phases"]["overall"]["mean_phase_error"])
     elapsed = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for xs, ref, pred in pairs:  # the FFT floor: 2 map FFTs + 2 search FFTs (36^3)
+    for _xs, ref, pred in pairs:  # the FFT floor: 2 map FFTs + 2 search FFTs (36^3)
         np.fft.rfftn(ref), np.fft.rfftn(pred)
         np.fft.ifftn(np.zeros((36, 36, 36), complex)), np.fft.ifftn(np.zeros((36, 36, 36), complex))
     floor = time.perf_counter() - t0

@@ -326,7 +326,7 @@ def print_table(name, rows):
     print(f"{'row':16s} {'n':>3s} {'med dphi':>9s} {'solved':>7s} {'flagged':>8s} {'precision':>9s} "
           f"{'FOM':>5s} {'cos':>5s} {'s/xtal':>7s} {'s/start':>7s}")
     for k, s in rows.items():
-        def fmt(key, f="{:.2f}"):
+        def fmt(key, f="{:.2f}", s=s):
             v = s.get(key)
             return f.format(v) if v is not None else "-"
         print(f"{k:16s} {s['n']:3d} {s['median_phase_error']:9.1f} {fmt('solved'):>7s} {fmt('flagged', '{}'):>8s} "

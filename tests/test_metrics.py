@@ -1,7 +1,6 @@
 """Metrics against constructed truths: shifted/inverted copies, random phases, known matches."""
 import numpy as np
 import pytest
-from cctbx import sgtbx
 
 from ml_phasing import observables
 from ml_phasing.metrics import (compare_maps, map_cc, patterson_consistency, phase_statistics,

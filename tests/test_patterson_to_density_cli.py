@@ -112,7 +112,6 @@ def bad_files(data):
     full = (data / "data.mtz").read_bytes()
     (data / "truncated.mtz").write_bytes(full[: len(full) // 2])
     import iotbx.mtz
-    from cctbx.array_family import flex
     from ml_phasing.map_io import write_mtz
 
     arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(data / "data.mtz")).as_miller_arrays()}
