@@ -7,6 +7,7 @@ mode into the libtbx Python, so ``ml_phasing.command_line`` and
 top-level folders into the package), and libtbx writes the dispatchers named
 by the ``# LIBTBX_SET_DISPATCHER_NAME`` lines of command_line/*.py.
 """
+
 import os
 import subprocess
 import sys

@@ -4,6 +4,7 @@
 are installed as ``ml_phasing.command_line`` and ``ml_phasing.phil`` so every
 import path is unique, for editable and regular installs alike.
 """
+
 import os
 import re
 
@@ -20,9 +21,7 @@ def read_version():
 def console_scripts():
     """One ``ml_phasing.<stem>`` script per file in command_line/ (as DIALS does)."""
     folder = os.path.join(HERE, "command_line")
-    stems = sorted(
-        f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")
-    )
+    stems = sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_"))
     return [f"ml_phasing.{s} = ml_phasing.command_line.{s}:run" for s in stems]
 
 

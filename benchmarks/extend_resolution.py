@@ -34,6 +34,7 @@ shell filled from the engine's model each cycle (free lunch), (c) ab initio on t
 
 Run: python benchmarks/extend_resolution.py --model extend_1.2_to_1.0A --n 100 --nproc 2 [--engine 8]
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch
 
@@ -86,8 +87,11 @@ def phase_and_match(f, reference, seed):
     if f_sol is not None:
         _, _, sites, _ = resolution_extension.solution_map_and_peaks(f_sol, f, reference.scatterers().size())
         rec = atom_recovery(reference, sites, tolerance=0.5)
-        out.update(fraction_matched=rec["fraction_matched"], solved=rec["fraction_matched"] >= 0.8,
-                   symmetry_cc=merit["symmetry_cc"])
+        out.update(
+            fraction_matched=rec["fraction_matched"],
+            solved=rec["fraction_matched"] >= 0.8,
+            symmetry_cc=merit["symmetry_cc"],
+        )
     return out
 
 
@@ -108,11 +112,21 @@ def engine_and_match(data, reference, seed, amplitudes=None, d_min_extend=None):
         yield from starts.ab_initio_starts(data, comp, ENGINE_STARTS, seed, rng)
 
     t0 = time.perf_counter()
-    res = engine.solve(data, comp, chain(), engine.Settings(connected=False, d_min_extend=d_min_extend),
-                       seed=seed, max_starts=ENGINE_STARTS)
+    res = engine.solve(
+        data,
+        comp,
+        chain(),
+        engine.Settings(connected=False, d_min_extend=d_min_extend),
+        seed=seed,
+        max_starts=ENGINE_STARTS,
+    )
     rec = atom_recovery(reference, [sc.site for sc in res.best.structure.scatterers()], tolerance=0.5)
-    return {"seconds": time.perf_counter() - t0, "solved": rec["fraction_matched"] == 1.0,
-            "fraction_matched": rec["fraction_matched"], "flagged": bool(res.solved)}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "solved": rec["fraction_matched"] == 1.0,
+        "fraction_matched": rec["fraction_matched"],
+        "flagged": bool(res.solved),
+    }
 
 
 def judge(f_true, reference, model, info, d_min_low, seed):
@@ -122,9 +136,13 @@ def judge(f_true, reference, model, info, d_min_low, seed):
     ext = ext.common_set(f_true)
     fill = resolution_extension.shell_mean_fill(f_true, d_min_low)
     total = float(f_true.data().as_numpy_array().sum())
-    row = {"space_group": str(f_true.space_group_info()), "n_atoms": reference.scatterers().size(),
-           "r_model": r_predicted(ext, f_true, d_min_low), "r_fill": r_predicted(fill, f_true, d_min_low),
-           "sum_f_all": total}
+    row = {
+        "space_group": str(f_true.space_group_info()),
+        "n_atoms": reference.scatterers().size(),
+        "r_model": r_predicted(ext, f_true, d_min_low),
+        "r_fill": r_predicted(fill, f_true, d_min_low),
+        "sum_f_all": total,
+    }
     if ENGINE_STARTS:
         d_high = float(f_true.d_min())
         row["low"] = engine_and_match(low, reference, seed)
@@ -158,19 +176,29 @@ def summarise(rows, label):
         per = [a / b for a, b in (r[key] for r in rows) if b > 0]
         pooled = sum(r[key][0] for r in rows) / max(sum(r[key][1] for r in rows), 1e-12)
         whole = np.median([r[key][0] / r["sum_f_all"] for r in rows])
-        print(f"  R on predicted reflections, {key[2:]:5s}: median {np.median(per):.3f}, pooled {pooled:.3f}; "
-              f"over all reflections (thesis' R): median {whole:.3f}")
-    out = {"n": n, "r_model_median": float(np.median([a / b for a, b in (r["r_model"] for r in rows)])),
-           "r_fill_median": float(np.median([a / b for a, b in (r["r_fill"] for r in rows)])),
-           "r_model_all_reflections_median": float(np.median([r["r_model"][0] / r["sum_f_all"] for r in rows]))}
-    print("  phasing engine, success (every atom within 0.5 A):" if ENGINE_STARTS else
-          "  charge flipping, success (>= 80% of atoms within 0.5 A):")
+        print(
+            f"  R on predicted reflections, {key[2:]:5s}: median {np.median(per):.3f}, pooled {pooled:.3f}; "
+            f"over all reflections (thesis' R): median {whole:.3f}"
+        )
+    out = {
+        "n": n,
+        "r_model_median": float(np.median([a / b for a, b in (r["r_model"] for r in rows)])),
+        "r_fill_median": float(np.median([a / b for a, b in (r["r_fill"] for r in rows)])),
+        "r_model_all_reflections_median": float(np.median([r["r_model"][0] / r["sum_f_all"] for r in rows])),
+    }
+    print(
+        "  phasing engine, success (every atom within 0.5 A):"
+        if ENGINE_STARTS
+        else "  charge flipping, success (>= 80% of atoms within 0.5 A):"
+    )
     for kind in KINDS:
         k = sum(r[kind]["solved"] for r in rows)
         frac = np.median([r[kind]["fraction_matched"] for r in rows])
         secs = np.median([r[kind]["seconds"] for r in rows])
-        print(f"    ({'abcd'[KINDS.index(kind)]}) {kind:5s} {k:4d}/{n} = {k / n:5.1%}   median atoms matched "
-              f"{frac:.2f}   median {secs:.1f} s")
+        print(
+            f"    ({'abcd'[KINDS.index(kind)]}) {kind:5s} {k:4d}/{n} = {k / n:5.1%}   median atoms matched "
+            f"{frac:.2f}   median {secs:.1f} s"
+        )
         out[f"success_{kind}"] = k / n
     if out["success_true"] > 0:
         print(f"  success (b)/(c) = {out['success_model'] / out['success_true']:.2f} (goal >= 0.70)")
@@ -191,8 +219,10 @@ def realdata(directory, model_path, d_min_low):
 
     model, info = load_model(model_path, task="extend_resolution", device="cpu")
     high = info["task_config"]["d_min_high"]
-    pairs = [("hkl/DK_NTD106c_0m.hkl", "cif/DK_NTD106c_P-1.cif"),
-             ("hkl/COD_2242624.hkl", "cif/COD_2242624_P-1_FeN4.cif")]
+    pairs = [
+        ("hkl/DK_NTD106c_0m.hkl", "cif/DK_NTD106c_P-1.cif"),
+        ("hkl/COD_2242624.hkl", "cif/COD_2242624_P-1_FeN4.cif"),
+    ]
     rows = {}
     for hkl, cif in pairs:
         hkl_path, cif_path = os.path.join(directory, hkl), os.path.join(directory, cif)
@@ -217,9 +247,11 @@ def realdata(directory, model_path, d_min_low):
         rows[name] = row
         r = row["r_model"][0] / row["r_model"][1]
         rf = row["r_fill"][0] / row["r_fill"][1]
-        print(f"{name} ({row['space_group']}, {row['n_atoms']} non-H atoms, observed {d_min_low} -> {high} A): "
-              f"R model {r:.3f}, R fill {rf:.3f}; atoms matched "
-              + ", ".join(f"({'abcd'[i]}) {k} {row[k]['fraction_matched']:.2f}" for i, k in enumerate(KINDS)))
+        print(
+            f"{name} ({row['space_group']}, {row['n_atoms']} non-H atoms, observed {d_min_low} -> {high} A): "
+            f"R model {r:.3f}, R fill {rf:.3f}; atoms matched "
+            + ", ".join(f"({'abcd'[i]}) {k} {row[k]['fraction_matched']:.2f}" for i, k in enumerate(KINDS))
+        )
     return rows
 
 
@@ -227,18 +259,24 @@ def main():
     from ml_phasing.resolution_extension import SHIPPED_MODELS, resolve_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="extend_1.2_to_1.0A",
-                    help=f"model file or shipped name ({', '.join(SHIPPED_MODELS)})")
+    ap.add_argument(
+        "--model", default="extend_1.2_to_1.0A", help=f"model file or shipped name ({', '.join(SHIPPED_MODELS)})"
+    )
     ap.add_argument("--recipe", default=None, help="simulate recipe (default: the model's, from phil/)")
     ap.add_argument("--n", type=int, default=100, help="held-out crystals")
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--realdata", default=os.path.join(HERE, "..", "..", "shared", "realdata"))
     ap.add_argument("--json", default=None, help="write the summary here")
-    ap.add_argument("--engine", type=int, default=0, metavar="STARTS",
-                    help="phase with the phasing engine (this many starts) instead of charge flipping: "
-                         "(a) ab initio on the low data, (b) from charge flipping on the extended data with "
-                         "the free lunch, (c) ab initio on the true data, (d) as (b) with the shell-mean fill; "
-                         "success = every atom within 0.5 A")
+    ap.add_argument(
+        "--engine",
+        type=int,
+        default=0,
+        metavar="STARTS",
+        help="phase with the phasing engine (this many starts) instead of charge flipping: "
+        "(a) ab initio on the low data, (b) from charge flipping on the extended data with "
+        "the free lunch, (c) ab initio on the true data, (d) as (b) with the shell-mean fill; "
+        "success = every atom within 0.5 A",
+    )
     args = ap.parse_args()
     global ENGINE_STARTS
     ENGINE_STARTS = args.engine
@@ -247,8 +285,10 @@ def main():
     cfg = info["task_config"]
     name = os.path.splitext(os.path.basename(path))[0]
     recipe = args.recipe or os.path.join(HERE, "..", "phil", f"{name}_simulate.eff")
-    print(f"model {path}: {info['architecture']}, {info.get('n_parameters')} parameters, "
-          f"{cfg['d_min_low']} -> {cfg['d_min_high']} A; training metrics {json.dumps(info.get('metrics'))}")
+    print(
+        f"model {path}: {info['architecture']}, {info.get('n_parameters')} parameters, "
+        f"{cfg['d_min_low']} -> {cfg['d_min_high']} A; training metrics {json.dumps(info.get('metrics'))}"
+    )
     config = simulation_config(recipe, HELD_OUT_SEED)
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("fork")

@@ -9,6 +9,7 @@ rfftn of the maps plus one search FFT per hand), measured in the same run.
 
 Run: python benchmarks/metrics_speed.py [n_pairs]
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
@@ -35,8 +36,10 @@ def make_maps(rng):
         xs = xray.structure(crystal_symmetry=cs, scatterers=sc)
         f = observables.structure_factors(xs, 1.5)
         from cctbx import maptbx
-        grid = maptbx.crystal_gridding(xs.unit_cell(), space_group_info=xs.space_group_info(),
-                                       pre_determined_n_real=(24, 24, 24))
+
+        grid = maptbx.crystal_gridding(
+            xs.unit_cell(), space_group_info=xs.space_group_info(), pre_determined_n_real=(24, 24, 24)
+        )
         out.append((xs, observables.density_map(f, grid)))
     return out
 
@@ -67,8 +70,10 @@ def main():
     print(f"{N_PAIRS} pairs of 24^3 maps (P1, origin + hand search, CC + phase errors in 10 shells)")
     print(f"compare_maps: {elapsed:.2f} s ({1e3 * elapsed / N_PAIRS:.2f} ms per pair; goal < 20 s per 1000)")
     print(f"FFT floor: {floor:.2f} s; ratio {elapsed / floor:.1f}")
-    print(f"median aligned CC {np.median(ccs):.3f}, median phase error {np.median(errors):.1f} deg "
-          f"(noise-limited, not 0: the prediction has noise added)")
+    print(
+        f"median aligned CC {np.median(ccs):.3f}, median phase error {np.median(errors):.1f} deg "
+        f"(noise-limited, not 0: the prediction has noise added)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Run: python benchmarks/patterson_to_density.py [n_examples] [model_file] [recipe
 (rotations: test-time averaging over that many grid rotations, ensemble.rotations; the
 table is then printed for 1 and for that many rotations.)
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
@@ -44,12 +45,17 @@ HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1
 
 
 def eval_params():
-    return SimpleNamespace(n_bins=6, search_origin=True, search_hand=True, fit_scale=False, d_min=None,
-                           atoms=SimpleNamespace(n_peaks=None, tolerance=0.5),
-                           reference=SimpleNamespace(file=None, labels="FC,PHIC"),
-                           prediction=SimpleNamespace(labels="FWT,PHWT", phase_label=None, fom_label=None,
-                                                      predicted_flag_label=None),
-                           symmetry=SimpleNamespace(unit_cell=None, space_group=None))
+    return SimpleNamespace(
+        n_bins=6,
+        search_origin=True,
+        search_hand=True,
+        fit_scale=False,
+        d_min=None,
+        atoms=SimpleNamespace(n_peaks=None, tolerance=0.5),
+        reference=SimpleNamespace(file=None, labels="FC,PHIC"),
+        prediction=SimpleNamespace(labels="FWT,PHWT", phase_label=None, fom_label=None, predicted_flag_label=None),
+        symmetry=SimpleNamespace(unit_cell=None, space_group=None),
+    )
 
 
 def judge(truth_mtz, pred_mtz):
@@ -68,30 +74,49 @@ def summarise(rows, label):
     pe = [r["phases"]["overall"]["mean_phase_error"] for r in rows]
     pef = [r["phases"]["overall"]["f_weighted_phase_error"] for r in rows]
     inv = [r["phases"]["inverted_hand"] for r in rows]
-    print(f"{label}: median map CC {np.median(cc):.3f} (aligned {np.median(cca):.3f}); median phase error "
-          f"{np.median(pe):.1f} deg (|F|-weighted {np.median(pef):.1f}); inverted hand in {np.mean(inv):.0%}")
+    print(
+        f"{label}: median map CC {np.median(cc):.3f} (aligned {np.median(cca):.3f}); median phase error "
+        f"{np.median(pe):.1f} deg (|F|-weighted {np.median(pef):.1f}); inverted hand in {np.mean(inv):.0%}"
+    )
     n_shells = len(rows[0]["phases"]["shells"])
     print("   shell d range     median error  fraction < 60")
     for k in range(n_shells):
         shells = [r["phases"]["shells"][k] for r in rows if r["phases"]["shells"][k]["n"]]
         s0 = shells[0]
-        print(f"   {s0['d_max']:5.2f}-{s0['d_min']:5.2f} A  {np.median([s['mean_phase_error'] for s in shells]):8.1f}"
-              f"  {np.median([s['fraction_below_60'] for s in shells]):12.2f}")
-    return {"median_map_cc": float(np.median(cc)), "median_map_cc_aligned": float(np.median(cca)),
-            "median_phase_error": float(np.median(pe)), "median_f_weighted_phase_error": float(np.median(pef)),
-            "fraction_inverted_hand": float(np.mean(inv))}
+        print(
+            f"   {s0['d_max']:5.2f}-{s0['d_min']:5.2f} A  {np.median([s['mean_phase_error'] for s in shells]):8.1f}"
+            f"  {np.median([s['fraction_below_60'] for s in shells]):12.2f}"
+        )
+    return {
+        "median_map_cc": float(np.median(cc)),
+        "median_map_cc_aligned": float(np.median(cca)),
+        "median_phase_error": float(np.median(pe)),
+        "median_f_weighted_phase_error": float(np.median(pef)),
+        "fraction_inverted_hand": float(np.mean(inv)),
+    }
 
 
 def main():
     from ml_phasing.model_file import read_model_file
 
     blob = read_model_file(MODEL)
-    print(f"model {MODEL}: {blob['architecture']}, {blob.get('n_parameters')} parameters, "
-          f"{blob.get('epochs_run')} epochs; training metrics {json.dumps(blob['metrics'])}")
+    print(
+        f"model {MODEL}: {blob['architecture']}, {blob.get('n_parameters')} parameters, "
+        f"{blob.get('epochs_run')} epochs; training metrics {json.dumps(blob['metrics'])}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        run_program(program_class=Simulate, args=[RECIPE, f"random_seed={HELD_OUT_SEED}", f"n_examples={N}",
-                                                  f"write_examples={N}", "nproc=1",
-                                                  f"output.directory={tmp}/held_out"], logger=null_out())
+        run_program(
+            program_class=Simulate,
+            args=[
+                RECIPE,
+                f"random_seed={HELD_OUT_SEED}",
+                f"n_examples={N}",
+                f"write_examples={N}",
+                "nproc=1",
+                f"output.directory={tmp}/held_out",
+            ],
+            logger=null_out(),
+        )
         ex = os.path.join(tmp, "held_out", "examples")
         results = {}
         settings = [(0, 1), (CYCLES, 1)] + ([(0, ROTATIONS), (CYCLES, ROTATIONS)] if ROTATIONS > 1 else [])
@@ -101,18 +126,28 @@ def main():
                 truth = os.path.join(ex, f"example_{i:05d}.mtz")
                 prefix = os.path.join(tmp, f"pred_{cycles}_{rotations}_{i:05d}")
                 t0 = time.perf_counter()
-                run_program(program_class=P2D, args=[truth, f"model={MODEL}", f"output.prefix={prefix}",
-                                                     f"refinement.cycles={cycles}", f"ensemble.rotations={rotations}",
-                                                     "output.write_map=False"],
-                            logger=null_out())
+                run_program(
+                    program_class=P2D,
+                    args=[
+                        truth,
+                        f"model={MODEL}",
+                        f"output.prefix={prefix}",
+                        f"refinement.cycles={cycles}",
+                        f"ensemble.rotations={rotations}",
+                        "output.write_map=False",
+                    ],
+                    logger=null_out(),
+                )
                 seconds.append(time.perf_counter() - t0)
                 rows.append(judge(truth, prefix + ".mtz"))
             label = "network only" if cycles == 0 else f"with {cycles} charge-flipping cycles"
             if rotations > 1:
                 label += f", averaged over {rotations} rotations"
             results[label] = summarise(rows, f"{label} ({N} held-out examples)")
-            print(f"   seconds per map on {torch.get_num_threads()} CPU threads (whole program, in-process): "
-                  f"median {np.median(seconds):.2f}")
+            print(
+                f"   seconds per map on {torch.get_num_threads()} CPU threads (whole program, in-process): "
+                f"median {np.median(seconds):.2f}"
+            )
         print(json.dumps(results, indent=1))
 
 

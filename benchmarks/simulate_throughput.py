@@ -12,6 +12,7 @@ at 1.0 Angstrom (density off). Prints:
 
 Run: python benchmarks/simulate_throughput.py [n_examples]
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
@@ -32,9 +33,16 @@ from ml_phasing.seeding import example_seed, seed_everything
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 D_MIN = 1.0
-COMMON = ["random_atoms.space_groups=P21", "random_atoms.n_atoms_min=20",
-          "random_atoms.n_atoms_max=20", f"d_min_low={D_MIN}", f"d_min_high={D_MIN}",
-          "outputs.density=False", "random_atoms.elements=C", "random_atoms.element_weights=1"]
+COMMON = [
+    "random_atoms.space_groups=P21",
+    "random_atoms.n_atoms_min=20",
+    "random_atoms.n_atoms_max=20",
+    f"d_min_low={D_MIN}",
+    f"d_min_high={D_MIN}",
+    "outputs.density=False",
+    "random_atoms.elements=C",
+    "random_atoms.element_weights=1",
+]
 
 
 def bare_cctbx(n):
@@ -44,16 +52,15 @@ def bare_cctbx(n):
     for i in range(n):
         rng = seed_everything(example_seed(0, i))
         xs = random_structure.xray_structure(
-            space_group_info=sgi, elements=["C"] * 20,
-            volume_per_atom=float(rng.uniform(14, 22)), min_distance=1.2)
+            space_group_info=sgi, elements=["C"] * 20, volume_per_atom=float(rng.uniform(14, 22)), min_distance=1.2
+        )
         f = xs.structure_factors(d_min=D_MIN, algorithm="direct").f_calc()
         f.as_amplitude_array().patterson_map(resolution_factor=1 / 3.0).real_map_unpadded()
     return time.perf_counter() - t0
 
 
 def simulate(n, nproc, directory):
-    args = COMMON + [f"n_examples={n}", f"nproc={nproc}", f"output.directory={directory}",
-                     "examples_per_shard=1000"]
+    args = COMMON + [f"n_examples={n}", f"nproc={nproc}", f"output.directory={directory}", "examples_per_shard=1000"]
     t0 = time.perf_counter()
     run_program(program_class=Program, args=args, logger=null_out())
     return time.perf_counter() - t0
@@ -63,8 +70,11 @@ def peak_rss_mb(n, directory):
     """Peak resident memory (MB) of a whole simulate run in a child process."""
     script = os.path.join(os.path.dirname(sys.executable), "ml_phasing.simulate")
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([script, *COMMON, f"n_examples={n}", f"output.directory={directory}",
-                    "examples_per_shard=500"], check=True, capture_output=True)
+    subprocess.run(
+        [script, *COMMON, f"n_examples={n}", f"output.directory={directory}", "examples_per_shard=500"],
+        check=True,
+        capture_output=True,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(after, before) / 1024.0
 
@@ -76,17 +86,19 @@ def main():
         t_one = simulate(N, 1, os.path.join(tmp, "one"))
         t_two = simulate(N, 2, os.path.join(tmp, "two"))
         print(f"workload: {N} random P21 structures, 20 atoms, amplitudes + Patterson at {D_MIN} A")
-        print(f"bare cctbx (structure + F + Patterson), 1 process: {t_bare:.2f} s "
-              f"({N / t_bare:.0f} examples/s)")
-        print(f"ml_phasing.simulate nproc=1: {t_one:.2f} s ({N / t_one:.0f} examples/s); "
-              f"ratio to bare cctbx = {t_one / t_bare:.2f} (goal <= 1.5)")
-        print(f"ml_phasing.simulate nproc=2: {t_two:.2f} s ({N / t_two:.0f} examples/s, goal >= 150); "
-              f"ratio to bare cctbx on 2 cores = {t_two / (t_bare / 2):.2f}")
+        print(f"bare cctbx (structure + F + Patterson), 1 process: {t_bare:.2f} s ({N / t_bare:.0f} examples/s)")
+        print(
+            f"ml_phasing.simulate nproc=1: {t_one:.2f} s ({N / t_one:.0f} examples/s); "
+            f"ratio to bare cctbx = {t_one / t_bare:.2f} (goal <= 1.5)"
+        )
+        print(
+            f"ml_phasing.simulate nproc=2: {t_two:.2f} s ({N / t_two:.0f} examples/s, goal >= 150); "
+            f"ratio to bare cctbx on 2 cores = {t_two / (t_bare / 2):.2f}"
+        )
         small, large = N // 4, N
         rss_small = peak_rss_mb(small, os.path.join(tmp, "m1"))
         rss_large = peak_rss_mb(large, os.path.join(tmp, "m2"))
-        print(f"peak memory: {rss_small:.0f} MB for {small} examples, "
-              f"{rss_large:.0f} MB for {large} examples")
+        print(f"peak memory: {rss_small:.0f} MB for {small} examples, {rss_large:.0f} MB for {large} examples")
 
 
 if __name__ == "__main__":

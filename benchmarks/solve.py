@@ -29,6 +29,7 @@ called solved are solved), mean FOM against mean cos(dphi), and seconds per crys
 
 Run:  python benchmarks/solve.py [n_per_set] [sets,comma,separated] [max_starts]
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
@@ -62,8 +63,13 @@ def real_dialanines(n):
     """Dialanine fragments cut from the real PDB files, with their own B (5-40 A^2)."""
     import gemmi
 
-    from ml_phasing.sources.peptides import DIALANINE_ATOMS, _centre, _random_rotation, min_image_distance, \
-        to_xray_structure
+    from ml_phasing.sources.peptides import (
+        DIALANINE_ATOMS,
+        _centre,
+        _random_rotation,
+        min_image_distance,
+        to_xray_structure,
+    )
 
     frags = []
     for path in sorted(glob.glob(os.path.join(REALDATA, "pdb", "*"))):
@@ -107,8 +113,16 @@ def real_dialanines(n):
 def generator_dialanines(n):
     from ml_phasing.sources.peptides import PeptidesConfig, make_structure
 
-    cfg = PeptidesConfig(kind="dialanine", residues=("ALA",), files=(), cell_edge=10.0, min_image_distance=2.5,
-                         random_rotation=True, b_iso_min=5.0, b_iso_max=15.0)
+    cfg = PeptidesConfig(
+        kind="dialanine",
+        residues=("ALA",),
+        files=(),
+        cell_edge=10.0,
+        min_image_distance=2.5,
+        random_rotation=True,
+        b_iso_min=5.0,
+        b_iso_max=15.0,
+    )
     rng = np.random.default_rng(SEED)
     return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
 
@@ -117,8 +131,16 @@ def generator_dipeptides(n):
     from ml_phasing.residue_geometry import AMINO_ACIDS
     from ml_phasing.sources.peptides import PeptidesConfig, make_structure
 
-    cfg = PeptidesConfig(kind="dipeptide", residues=tuple(AMINO_ACIDS), files=(), cell_edge=12.0,
-                         min_image_distance=2.5, random_rotation=True, b_iso_min=5.0, b_iso_max=15.0)
+    cfg = PeptidesConfig(
+        kind="dipeptide",
+        residues=tuple(AMINO_ACIDS),
+        files=(),
+        cell_edge=12.0,
+        min_image_distance=2.5,
+        random_rotation=True,
+        b_iso_min=5.0,
+        b_iso_max=15.0,
+    )
     rng = np.random.default_rng(SEED)
     return [make_structure(cfg, rng, None)[0] for _ in range(n)], 1.5
 
@@ -136,8 +158,14 @@ def random_crystals(n, d_min, heavy=False):
         seed = int(rng.integers(1 << 30))
         random.seed(seed)
         flex.set_random_seed(seed)
-        xs = random_structure.xray_structure(sgtbx.space_group_info(sg), elements=els, volume_per_atom=18,
-                                             random_u_iso=True, random_u_iso_scale=0.04, min_distance=1.2)
+        xs = random_structure.xray_structure(
+            sgtbx.space_group_info(sg),
+            elements=els,
+            volume_per_atom=18,
+            random_u_iso=True,
+            random_u_iso_scale=0.04,
+            min_distance=1.2,
+        )
         out.append(xs)
     return out, d_min
 
@@ -153,8 +181,14 @@ def judge(xs, f_true, f_pred, sites=None, fom=None):
     common = f_true.common_set(f_pred)
     pred = f_pred.common_set(common)
     h = np.array(common.indices())
-    stats = phase_statistics(h, common.d_spacings().data().as_numpy_array(), common.data().as_numpy_array(),
-                             pred.data().as_numpy_array(), common.space_group_info(), n_bins=1)
+    stats = phase_statistics(
+        h,
+        common.d_spacings().data().as_numpy_array(),
+        common.data().as_numpy_array(),
+        pred.data().as_numpy_array(),
+        common.space_group_info(),
+        n_bins=1,
+    )
     dphi = None
     if fom is not None:
         aligned = stats["aligned_f_pred"]
@@ -177,8 +211,10 @@ def main():
         SETS = sys.argv[2].split(",")
     if len(sys.argv) > 3:
         MAX_STARTS = int(sys.argv[3])
-    models = {kind: load_model(density_prediction.SHIPPED_MODELS[f"{kind}_{edge}"], task="patterson_to_density")
-              for kind, edge in (("dialanine", "10A"), ("dipeptide", "12A"))}
+    models = {
+        kind: load_model(density_prediction.SHIPPED_MODELS[f"{kind}_{edge}"], task="patterson_to_density")
+        for kind, edge in (("dialanine", "10A"), ("dipeptide", "12A"))
+    }
     table = {}
     for name in SETS:
         if name == "realdata":
@@ -207,20 +243,38 @@ def main():
                 r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
                 rows["network"].append({**judge(xs, f_true, r["phases"]), "seconds": time.time() - t0})
                 t0 = time.time()
-                res = engine.solve(f_obs, comp, starts.interleaved(starts.network_starts(model, info, f_obs),
-                                                                   starts.random_starts(f_obs, MAX_STARTS,
-                                                                                        np.random.default_rng(i))),
-                                   engine.Settings(connected=True), seed=i, max_starts=MAX_STARTS)
+                res = engine.solve(
+                    f_obs,
+                    comp,
+                    starts.interleaved(
+                        starts.network_starts(model, info, f_obs),
+                        starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
+                    ),
+                    engine.Settings(connected=True),
+                    seed=i,
+                    max_starts=MAX_STARTS,
+                )
                 rows["network+engine"].append(_engine_row(xs, f_true, res, time.time() - t0))
             t0 = time.time()
-            res = engine.solve(f_obs, comp, starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
-                               engine.Settings(connected=peptide), seed=i, max_starts=MAX_STARTS)
+            res = engine.solve(
+                f_obs,
+                comp,
+                starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
+                engine.Settings(connected=peptide),
+                seed=i,
+                max_starts=MAX_STARTS,
+            )
             rows["engine_random"].append(_engine_row(xs, f_true, res, time.time() - t0))
             if not peptide:  # what ml_phasing.solve does by default where no model serves the cell
                 t0 = time.time()
-                res = engine.solve(f_obs, comp, starts.ab_initio_starts(f_obs, comp, MAX_STARTS, i,
-                                                                        np.random.default_rng(i)),
-                                   engine.Settings(connected=False), seed=i, max_starts=MAX_STARTS)
+                res = engine.solve(
+                    f_obs,
+                    comp,
+                    starts.ab_initio_starts(f_obs, comp, MAX_STARTS, i, np.random.default_rng(i)),
+                    engine.Settings(connected=False),
+                    seed=i,
+                    max_starts=MAX_STARTS,
+                )
                 rows["engine_ab_initio"].append(_engine_row(xs, f_true, res, time.time() - t0))
             t0 = time.time()
             best = None
@@ -229,14 +283,16 @@ def main():
                 if fc is not None and (best is None or cf["symmetry_cc"] > best[1]["symmetry_cc"]):
                     best = (fc, cf)
             if best is None:
-                rows["charge_flip"].append({"phase_error": 90.0, "recovery": 0.0, "true_solved": False,
-                                            "seconds": time.time() - t0})
+                rows["charge_flip"].append(
+                    {"phase_error": 90.0, "recovery": 0.0, "true_solved": False, "seconds": time.time() - t0}
+                )
             else:
                 from ml_phasing.resolution_extension import solution_map_and_peaks
 
                 _, _, sites, _ = solution_map_and_peaks(best[0], f_obs, xs.scatterers().size())
-                rows["charge_flip"].append({**judge(xs, f_true, best[0], sites=[tuple(s) for s in sites]),
-                                            "seconds": time.time() - t0})
+                rows["charge_flip"].append(
+                    {**judge(xs, f_true, best[0], sites=[tuple(s) for s in sites]), "seconds": time.time() - t0}
+                )
             print(f"{name} {i}: " + "  ".join(_brief(k, v[-1]) for k, v in rows.items() if v), flush=True)
         table[name] = {k: _summary(v) for k, v in rows.items() if v}
         print_table(name, table[name])
@@ -255,8 +311,11 @@ def realdata_rows():
     if not os.path.isfile(hkl):
         print("skipping realdata: ../shared/realdata absent")
         return {}
-    truth = list(iotbx.cif.reader(file_path=os.path.join(REALDATA, "cif", "DK_NTD106c_P-1.cif"))
-                 .build_crystal_structures().values())[0]
+    truth = list(
+        iotbx.cif.reader(file_path=os.path.join(REALDATA, "cif", "DK_NTD106c_P-1.cif"))
+        .build_crystal_structures()
+        .values()
+    )[0]
     truth = truth.select(~truth.hd_selection())
     sym = crystal.symmetry(truth.unit_cell(), space_group_info=truth.space_group_info())
     f_all, _ = reflection_io.read_observed_amplitudes(hkl, None, sym)
@@ -267,18 +326,36 @@ def realdata_rows():
         rows = []
         for seed in range(4):
             t0 = time.time()
-            res = engine.solve(f_obs, comp, starts.ab_initio_starts(f_obs, comp, MAX_STARTS, seed,
-                                                                    np.random.default_rng([seed, 7])),
-                               engine.Settings(connected=True), seed=seed, max_starts=MAX_STARTS)
+            res = engine.solve(
+                f_obs,
+                comp,
+                starts.ab_initio_starts(f_obs, comp, MAX_STARTS, seed, np.random.default_rng([seed, 7])),
+                engine.Settings(connected=True),
+                seed=seed,
+                max_starts=MAX_STARTS,
+            )
             rec = atom_recovery(truth, [sc.site for sc in res.best.structure.scatterers()])
-            rows.append({"seed": seed, "solved": rec["fraction_matched"] == 1.0, "flag": bool(res.solved),
-                         "recovery": rec["fraction_matched"], "cc": res.best.figures["cc"],
-                         "diff_peak": res.best.figures.get("diff_peak"),
-                         "r1": res.best.figures["r1"], "seconds": time.time() - t0, "starts": len(res.attempts)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "solved": rec["fraction_matched"] == 1.0,
+                    "flag": bool(res.solved),
+                    "recovery": rec["fraction_matched"],
+                    "cc": res.best.figures["cc"],
+                    "diff_peak": res.best.figures.get("diff_peak"),
+                    "r1": res.best.figures["r1"],
+                    "seconds": time.time() - t0,
+                    "starts": len(res.attempts),
+                }
+            )
             print(f"realdata DK_NTD106c {d_min} A seed {seed}: {rows[-1]}", flush=True)
-        out[f"{d_min}"] = {"solved": sum(r["solved"] for r in rows), "flagged": sum(r["flag"] for r in rows),
-                           "flagged_and_solved": sum(r["flag"] and r["solved"] for r in rows), "n": len(rows),
-                           "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+        out[f"{d_min}"] = {
+            "solved": sum(r["solved"] for r in rows),
+            "flagged": sum(r["flag"] for r in rows),
+            "flagged_and_solved": sum(r["flag"] and r["solved"] for r in rows),
+            "n": len(rows),
+            "median_seconds": float(np.median([r["seconds"] for r in rows])),
+        }
         print(f"realdata DK_NTD106c {d_min} A: {out[f'{d_min}']}", flush=True)
     return out
 
@@ -296,15 +373,24 @@ def _brief(name, row):
 def _engine_row(xs, f_true, res, seconds):
     sites = [sc.site for sc in res.best.structure.scatterers()]
     row = judge(xs, f_true, res.best.f_calc, sites=sites, fom=np.asarray(res.best.fom))
-    row.update(seconds=seconds, flag=bool(res.solved), n_starts=len(res.attempts),
-               seconds_per_start=seconds / max(1, len(res.attempts)), cc=res.best.figures.get("cc"),
-               r1=res.best.figures["r1"], diff_peak=res.best.figures.get("diff_peak"))
+    row.update(
+        seconds=seconds,
+        flag=bool(res.solved),
+        n_starts=len(res.attempts),
+        seconds_per_start=seconds / max(1, len(res.attempts)),
+        cc=res.best.figures.get("cc"),
+        r1=res.best.figures["r1"],
+        diff_peak=res.best.figures.get("diff_peak"),
+    )
     return row
 
 
 def _summary(rows):
-    out = {"n": len(rows), "median_phase_error": float(np.median([r["phase_error"] for r in rows])),
-           "median_seconds": float(np.median([r["seconds"] for r in rows]))}
+    out = {
+        "n": len(rows),
+        "median_phase_error": float(np.median([r["phase_error"] for r in rows])),
+        "median_seconds": float(np.median([r["seconds"] for r in rows])),
+    }
     if "recovery" in rows[0]:
         solved = [r["true_solved"] for r in rows]
         out["solved"] = float(np.mean(solved))
@@ -316,22 +402,29 @@ def _summary(rows):
         out["mean_cos"] = float(np.mean([r["mean_cos"] for r in rows]))
         out["median_seconds_per_start"] = float(np.median([r["seconds_per_start"] for r in rows]))
         out["cc_r1_solved"] = [(round(r["cc"], 1), round(r["r1"], 3), bool(r["true_solved"])) for r in rows]
-        out["diff_peak_solved"] = [(round(r["diff_peak"], 3), bool(r["true_solved"])) for r in rows
-                                   if r.get("diff_peak") is not None]
+        out["diff_peak_solved"] = [
+            (round(r["diff_peak"], 3), bool(r["true_solved"])) for r in rows if r.get("diff_peak") is not None
+        ]
     return out
 
 
 def print_table(name, rows):
     print(f"\n== {name} ==")
-    print(f"{'row':16s} {'n':>3s} {'med dphi':>9s} {'solved':>7s} {'flagged':>8s} {'precision':>9s} "
-          f"{'FOM':>5s} {'cos':>5s} {'s/xtal':>7s} {'s/start':>7s}")
+    print(
+        f"{'row':16s} {'n':>3s} {'med dphi':>9s} {'solved':>7s} {'flagged':>8s} {'precision':>9s} "
+        f"{'FOM':>5s} {'cos':>5s} {'s/xtal':>7s} {'s/start':>7s}"
+    )
     for k, s in rows.items():
+
         def fmt(key, f="{:.2f}", s=s):
             v = s.get(key)
             return f.format(v) if v is not None else "-"
-        print(f"{k:16s} {s['n']:3d} {s['median_phase_error']:9.1f} {fmt('solved'):>7s} {fmt('flagged', '{}'):>8s} "
-              f"{fmt('precision'):>9s} {fmt('mean_fom'):>5s} {fmt('mean_cos'):>5s} {s['median_seconds']:7.1f} "
-              f"{fmt('median_seconds_per_start', '{:.1f}'):>7s}")
+
+        print(
+            f"{k:16s} {s['n']:3d} {s['median_phase_error']:9.1f} {fmt('solved'):>7s} {fmt('flagged', '{}'):>8s} "
+            f"{fmt('precision'):>9s} {fmt('mean_fom'):>5s} {fmt('mean_cos'):>5s} {s['median_seconds']:7.1f} "
+            f"{fmt('median_seconds_per_start', '{:.1f}'):>7s}"
+        )
 
 
 if __name__ == "__main__":

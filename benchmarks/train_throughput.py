@@ -9,6 +9,7 @@ For each task and network (small configurations, CPU unless a GPU is visible):
 
 Run: python benchmarks/train_throughput.py [n_examples]
 """
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch
 
@@ -34,14 +35,27 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BATCH = 16
 
 CASES = [
-    ("patterson_to_density", "patterson_unet", "peptides",
-     ["model.patterson_unet.stem_channels=8", "model.patterson_unet.channels=16", "model.patterson_unet.n_blocks=2",
-      "model.patterson_unet.kernel_size=3", "model.patterson_unet.decoder_kernel_size=3"]),
+    (
+        "patterson_to_density",
+        "patterson_unet",
+        "peptides",
+        [
+            "model.patterson_unet.stem_channels=8",
+            "model.patterson_unet.channels=16",
+            "model.patterson_unet.n_blocks=2",
+            "model.patterson_unet.kernel_size=3",
+            "model.patterson_unet.decoder_kernel_size=3",
+        ],
+    ),
     ("patterson_to_density", "unet3d", "peptides", ["model.unet3d.base_channels=8"]),
     ("intensity_to_density", "mlp", "random", ["model.mlp.hidden=256"]),
     ("extend_resolution", "fft_unet", "random", ["model.fft_unet.base_channels=8", "model.fft_unet.depth=1"]),
-    ("extend_resolution", "xrd_transformer", "random",
-     ["model.xrd_transformer.dim=64", "model.xrd_transformer.depth=2", "model.xrd_transformer.dropout=0"]),
+    (
+        "extend_resolution",
+        "xrd_transformer",
+        "random",
+        ["model.xrd_transformer.dim=64", "model.xrd_transformer.depth=2", "model.xrd_transformer.dropout=0"],
+    ),
 ]
 
 
@@ -50,9 +64,17 @@ def simulate(directory, source, n):
     if source == "peptides":
         args = ["source=peptides", "d_min_low=1.5", "d_min_high=1.5"]
     else:
-        args = ["random_atoms.space_groups=P21", "d_min_low=1.6", "d_min_high=1.3", "outputs.patterson=False",
-                "outputs.density=False", "outputs.intensity_grid=True", "outputs.voxel_atoms=True",
-                "intensity_grid.h_max=5", "voxel_atoms.grid_points=16"]
+        args = [
+            "random_atoms.space_groups=P21",
+            "d_min_low=1.6",
+            "d_min_high=1.3",
+            "outputs.patterson=False",
+            "outputs.density=False",
+            "outputs.intensity_grid=True",
+            "outputs.voxel_atoms=True",
+            "intensity_grid.h_max=5",
+            "voxel_atoms.grid_points=16",
+        ]
     run_program(program_class=Simulate, args=common + args, logger=null_out())
 
 
@@ -104,9 +126,16 @@ def main():
         print(f"{'task':22s} {'model':16s} {'train ex/s':>10s} {'bare ex/s':>10s} {'ratio':>6s}")
         for task_name, arch, source, extra in CASES:
             out = os.path.join(tmp, f"{task_name}_{arch}")
-            args = [f"train.data.train={os.path.join(tmp, source)}", f"task={task_name}",
-                    f"model.architecture={arch}", "epochs=2", f"batch_size={BATCH}", f"output.directory={out}",
-                    f"device={DEVICE}", "--overwrite"] + extra
+            args = [
+                f"train.data.train={os.path.join(tmp, source)}",
+                f"task={task_name}",
+                f"model.architecture={arch}",
+                "epochs=2",
+                f"batch_size={BATCH}",
+                f"output.directory={out}",
+                f"device={DEVICE}",
+                "--overwrite",
+            ] + extra
             run_program(program_class=Train, args=args, logger=null_out())
             rows = list(csv.DictReader(open(os.path.join(out, "history.csv"))))
             seconds = float(rows[-1]["train_seconds"])
@@ -115,10 +144,24 @@ def main():
             bare = bare_loop(os.path.join(out, "model.pt"), os.path.join(tmp, source), task_name)
             print(f"{task_name:22s} {arch:16s} {ours:10.1f} {bare:10.1f} {bare / ours:6.2f}")
         simulate(os.path.join(tmp, "big"), "peptides", 4 * N)
-        small = peak_rss_mb([f"train.data.train={os.path.join(tmp, 'peptides')}", "epochs=1",
-                             "model.patterson_unet.channels=8", f"output.directory={tmp}/m1"], tmp)
-        large = peak_rss_mb([f"train.data.train={os.path.join(tmp, 'big')}", "epochs=1",
-                             "model.patterson_unet.channels=8", f"output.directory={tmp}/m2"], tmp)
+        small = peak_rss_mb(
+            [
+                f"train.data.train={os.path.join(tmp, 'peptides')}",
+                "epochs=1",
+                "model.patterson_unet.channels=8",
+                f"output.directory={tmp}/m1",
+            ],
+            tmp,
+        )
+        large = peak_rss_mb(
+            [
+                f"train.data.train={os.path.join(tmp, 'big')}",
+                "epochs=1",
+                "model.patterson_unet.channels=8",
+                f"output.directory={tmp}/m2",
+            ],
+            tmp,
+        )
         print(f"peak memory of ml_phasing.train: {small:.0f} MB with {N} examples, {large:.0f} MB with {4 * N}")
 
 

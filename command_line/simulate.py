@@ -1,4 +1,5 @@
 """Generate simulated crystallographic training data."""
+
 # LIBTBX_SET_DISPATCHER_NAME ml_phasing.simulate
 from ml_phasing.program_support import run_cli
 from ml_phasing.programs import simulate

@@ -1,4 +1,5 @@
 """Solve a structure: phase starts -> dual-space recycling and least squares -> refined atoms."""
+
 # LIBTBX_SET_DISPATCHER_NAME ml_phasing.solve
 from ml_phasing.program_support import run_cli
 from ml_phasing.programs import solve

@@ -4,6 +4,7 @@ Every output is written to a temporary name in the same directory and renamed
 into place with :func:`os.replace`, so a killed run or a full disk never leaves
 a partial file that looks complete.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Citations printed by each program's ``--citations`` (libtbx citation PHIL; cctbx is added by iotbx)."""
+
 import libtbx.phil
 
 _ARTICLES = {

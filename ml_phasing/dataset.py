@@ -16,6 +16,7 @@ A shard is written under a temporary name and renamed when complete, so a
 shard file that exists is complete; its attributes record the parameter
 fingerprint it was made with and the hkl box its reflections span.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -82,10 +83,8 @@ class ShardWriter:
             shapes = np.array([a.shape for a in arrays], np.int32).reshape(len(arrays), -1)
             if name not in f:
                 g = f.create_group(name)
-                g.create_dataset("values", data=flat, maxshape=(None,), chunks=True,
-                                 compression=self.compression)
-                g.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(sizes)]),
-                                 maxshape=(None,), chunks=True)
+                g.create_dataset("values", data=flat, maxshape=(None,), chunks=True, compression=self.compression)
+                g.create_dataset("offsets", data=np.concatenate([[0], np.cumsum(sizes)]), maxshape=(None,), chunks=True)
                 g.create_dataset("shapes", data=shapes, maxshape=(None, shapes.shape[1]), chunks=True)
             else:
                 g = f[name]
@@ -171,8 +170,9 @@ class Shard:
             self.first_example = int(f.attrs["first_example"])
             self.hkl_box_min = np.array(f.attrs["hkl_box_min"])
             self.hkl_box_max = np.array(f.attrs["hkl_box_max"])
-            self.fields = sorted(k for k in f.keys() if k != "meta" and isinstance(f[k], h5py.Group)
-                                 for k in _leaf_groups(f[k], k))
+            self.fields = sorted(
+                k for k in f.keys() if k != "meta" and isinstance(f[k], h5py.Group) for k in _leaf_groups(f[k], k)
+            )
 
     @property
     def file(self):
@@ -192,7 +192,7 @@ class Shard:
 
     def get(self, i: int, field: str) -> np.ndarray:
         values, offsets, shapes = self._layout(field)
-        return values[offsets[i]:offsets[i + 1]].reshape(tuple(shapes[i]))
+        return values[offsets[i] : offsets[i + 1]].reshape(tuple(shapes[i]))
 
     def meta(self, i: int) -> dict:
         raw = self.file["meta"][i]

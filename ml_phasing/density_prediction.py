@@ -14,6 +14,7 @@
 5. Optionally, charge-flipping cycles (smtbx) start from the network's phases and
    impose the observed amplitudes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,9 +51,11 @@ def check_supported(info: dict, f_obs) -> tuple:
     grid = cfg["grid"]
     step = trained_cell[0] / grid[0]
     d_model = cfg["map_d_min"]
-    supports = (f"The model supports orthogonal cells with edges up to {max(trained_cell[:3]):.1f} A "
-                f"(trained on {trained_cell[0]:.1f} x {trained_cell[1]:.1f} x {trained_cell[2]:.1f} A, "
-                f"grid {step:.2f} A) and data to at least {d_model:.2f} A.")
+    supports = (
+        f"The model supports orthogonal cells with edges up to {max(trained_cell[:3]):.1f} A "
+        f"(trained on {trained_cell[0]:.1f} x {trained_cell[1]:.1f} x {trained_cell[2]:.1f} A, "
+        f"grid {step:.2f} A) and data to at least {d_model:.2f} A."
+    )
     cell = f_obs.unit_cell().parameters()
     if any(abs(a - 90.0) > 0.01 for a in cell[3:]):
         raise Sorry(f"The cell {tuple(round(x, 2) for x in cell)} is not orthogonal. {supports}")
@@ -67,8 +70,9 @@ def check_supported(info: dict, f_obs) -> tuple:
 
 def patterson_input(f_obs_p1, n_real) -> np.ndarray:
     """Patterson of the P1 amplitudes on a given grid, scaled to [-1, 1] (as the training data)."""
-    gridding = maptbx.crystal_gridding(unit_cell=f_obs_p1.unit_cell(), space_group_info=f_obs_p1.space_group_info(),
-                                       pre_determined_n_real=n_real)
+    gridding = maptbx.crystal_gridding(
+        unit_cell=f_obs_p1.unit_cell(), space_group_info=f_obs_p1.space_group_info(), pre_determined_n_real=n_real
+    )
     patt = observables.patterson_map(f_obs_p1, gridding)
     return observables.scale_to_unit(patt)[0]
 
@@ -113,7 +117,7 @@ def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -
     rotates like the density). Each back-rotated prediction takes the hand (itself or its
     inverse) that correlates better with the unrotated prediction, since a hand-invariant
     model may pick either."""
-    rots = grid_rotations(patterson.shape)[:max(1, rotations)]
+    rots = grid_rotations(patterson.shape)[: max(1, rotations)]
     x = np.stack([rotate_grid(patterson, r) for r in rots]).astype(np.float32)
     with torch.no_grad():
         y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
@@ -159,7 +163,7 @@ def sim_fom(f_obs, f_calc, n_bins: int = 10) -> np.ndarray:
     fo = f_obs.data().as_numpy_array()
     fc = np.abs(f_calc.data().as_numpy_array())
     d = f_obs.d_spacings().data().as_numpy_array()
-    s3 = 1 / d ** 3
+    s3 = 1 / d**3
     edges = np.linspace(s3.min(), s3.max() + 1e-9, n_bins + 1)
     shell = np.clip(np.searchsorted(edges, s3, side="right") - 1, 0, n_bins - 1)
     m = np.zeros_like(fo)
@@ -169,13 +173,13 @@ def sim_fom(f_obs, f_calc, n_bins: int = 10) -> np.ndarray:
             continue
         k = (fo[sel] * fc[sel]).sum() / max((fc[sel] ** 2).sum(), 1e-30)
         fcs = k * fc[sel]
-        sigma = max(float(np.mean(np.abs(fo[sel] ** 2 - fcs ** 2))), 1e-12)
+        sigma = max(float(np.mean(np.abs(fo[sel] ** 2 - fcs**2))), 1e-12)
         x = 2 * fo[sel] * fcs / sigma
         m[sel] = [bessel_i1_over_i0(float(v)) for v in x]
     centric = f_obs.centric_flags().data().as_numpy_array()
     if centric.any():  # centric: m = tanh(X/2)
-        k_all = (fo * fc).sum() / max((fc ** 2).sum(), 1e-30)
-        sigma = max(float(np.mean(np.abs(fo ** 2 - (k_all * fc) ** 2))), 1e-12)
+        k_all = (fo * fc).sum() / max((fc**2).sum(), 1e-30)
+        sigma = max(float(np.mean(np.abs(fo**2 - (k_all * fc) ** 2))), 1e-12)
         m[centric] = np.tanh(fo[centric] * k_all * fc[centric] / sigma)
     return np.clip(m, 0.0, 1.0)
 
@@ -209,13 +213,16 @@ def refine_with_charge_flipping(f_obs, f_calc, cycles: int):
 
 
 def density_on_grid(f_complex, n_real) -> np.ndarray:
-    gridding = maptbx.crystal_gridding(unit_cell=f_complex.unit_cell(), space_group_info=f_complex.space_group_info(),
-                                       pre_determined_n_real=n_real, symmetry_flags=maptbx.use_space_group_symmetry)
+    gridding = maptbx.crystal_gridding(
+        unit_cell=f_complex.unit_cell(),
+        space_group_info=f_complex.space_group_info(),
+        pre_determined_n_real=n_real,
+        symmetry_flags=maptbx.use_space_group_symmetry,
+    )
     return observables.density_map(f_complex, gridding)
 
 
-def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0,
-            rotations: int = 1) -> dict:
+def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0, rotations: int = 1) -> dict:
     """The whole prediction for one data set; see the module docstring."""
     n_real, d_model = check_supported(info, f_obs)
     f_obs = f_obs.resolution_filter(d_min=d_model)
@@ -227,11 +234,22 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
     f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
     f_obs_c = f_obs.common_set(f_pred)
     f_pred = f_pred.common_set(f_obs_c)
-    scale = float((f_obs_c.data().as_numpy_array() * np.abs(f_pred.data().as_numpy_array())).sum()
-                  / max((np.abs(f_pred.data().as_numpy_array()) ** 2).sum(), 1e-30))
+    scale = float(
+        (f_obs_c.data().as_numpy_array() * np.abs(f_pred.data().as_numpy_array())).sum()
+        / max((np.abs(f_pred.data().as_numpy_array()) ** 2).sum(), 1e-30)
+    )
     f_pred = f_pred.customized_copy(data=f_pred.data() * scale)
-    result = {"f_obs": f_obs_c, "f_pred": f_pred, "origin_shift": shift, "symmetry_cc": sym_cc,
-              "network_density": density, "rotations": n_rotations, "grid": n_real, "d_min": d_model, "scale": scale}
+    result = {
+        "f_obs": f_obs_c,
+        "f_pred": f_pred,
+        "origin_shift": shift,
+        "symmetry_cc": sym_cc,
+        "network_density": density,
+        "rotations": n_rotations,
+        "grid": n_real,
+        "d_min": d_model,
+        "scale": scale,
+    }
     fom = sim_fom(f_obs_c, f_pred)
     result["fom_network"] = fom
     result["phases"] = f_pred
@@ -243,9 +261,8 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
         result["refinement_symmetry_cc"] = cc
     result["fom"] = sim_fom(f_obs_c.common_set(model_f), model_f)
     result["mean_fom"] = float(np.mean(result["fom"]))
-    result["r_factor_network"] = float(np.sum(np.abs(f_obs_c.data().as_numpy_array()
-                                                     - np.abs(f_pred.data().as_numpy_array())))
-                                       / np.sum(f_obs_c.data().as_numpy_array()))
+    result["r_factor_network"] = float(
+        np.sum(np.abs(f_obs_c.data().as_numpy_array() - np.abs(f_pred.data().as_numpy_array())))
+        / np.sum(f_obs_c.data().as_numpy_array())
+    )
     return result
-
-

@@ -7,6 +7,7 @@ only, or a CCP4 map. Everything is brought to complex structure factors on
 common reflections of the asymmetric unit (and to maps on a common grid) and
 measured with :mod:`ml_phasing.metrics`.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,15 @@ from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
 from ml_phasing import map_io, observables, reflection_io
-from ml_phasing.metrics import (compare_maps, map_cc, patterson_consistency, phase_statistics,
-                                r_factor, r_factor_by_shell, ssim3d)
+from ml_phasing.metrics import (
+    compare_maps,
+    map_cc,
+    patterson_consistency,
+    phase_statistics,
+    r_factor,
+    r_factor_by_shell,
+    ssim3d,
+)
 from ml_phasing.metrics.atoms import atom_recovery, interatomic_vector_match, peak_sites
 
 MAP_EXTENSIONS = (".ccp4", ".map", ".mrc")
@@ -37,11 +45,11 @@ def is_model(path: str) -> bool:
 @dataclass
 class Reference:
     path: str
-    kind: str                       # "mtz", "model", "map"
-    f: object = None                # complex miller array (mtz)
-    structure: object = None        # xray.structure (model)
-    map: np.ndarray | None = None   # whole-cell map (map)
-    symmetry: object = None         # crystal.symmetry
+    kind: str  # "mtz", "model", "map"
+    f: object = None  # complex miller array (mtz)
+    structure: object = None  # xray.structure (model)
+    map: np.ndarray | None = None  # whole-cell map (map)
+    symmetry: object = None  # crystal.symmetry
 
     def structure_factors(self, d_min: float):
         if self.kind == "mtz":
@@ -54,11 +62,11 @@ class Reference:
 @dataclass
 class Prediction:
     path: str
-    kind: str                       # "complex", "phases", "amplitudes", "map"
-    f: object = None                # miller array (complex or amplitude)
+    kind: str  # "complex", "phases", "amplitudes", "map"
+    f: object = None  # miller array (complex or amplitude)
     phases: np.ndarray | None = None
     fom: np.ndarray | None = None
-    predicted: np.ndarray | None = None   # bool per reflection: predicted, not measured
+    predicted: np.ndarray | None = None  # bool per reflection: predicted, not measured
     map: np.ndarray | None = None
     symmetry: object = None
     notes: list = field(default_factory=list)
@@ -108,8 +116,10 @@ def load_reference(params) -> Reference:
     else:
         f = reflection_io.auto_array(arrays, "complex", path)
     if f is None or not f.is_complex_array():
-        raise Sorry(f"The reference {path} needs amplitudes with true phases (e.g. FC,PHIC); "
-                    f"available: {reflection_io.available_labels(arrays)}.")
+        raise Sorry(
+            f"The reference {path} needs amplitudes with true phases (e.g. FC,PHIC); "
+            f"available: {reflection_io.available_labels(arrays)}."
+        )
     f = reflection_io.merged_non_anomalous(reflection_io.check_usable(f, path))
     return Reference(path, "mtz", f=f, symmetry=f.crystal_symmetry())
 
@@ -140,8 +150,10 @@ def load_prediction(path: str, params) -> Prediction:
         if f is None:
             f = reflection_io.auto_array(arrays, "amplitude", path)
     if f is None and not p.phase_label:
-        raise Sorry(f"No map coefficients, phases or amplitudes found in {path}; available: "
-                    f"{reflection_io.available_labels(arrays)}. Name them with prediction.labels.")
+        raise Sorry(
+            f"No map coefficients, phases or amplitudes found in {path}; available: "
+            f"{reflection_io.available_labels(arrays)}. Name them with prediction.labels."
+        )
     if f is not None:
         if f.is_xray_intensity_array():
             f = f.french_wilson() if f.sigmas() is not None else f.f_sq_as_f()
@@ -163,12 +175,15 @@ def load_prediction(path: str, params) -> Prediction:
 
 
 def _check_compatible(ref_sym, pred_sym, ref_path, pred_path):
-    if not ref_sym.unit_cell().is_similar_to(pred_sym.unit_cell(), relative_length_tolerance=0.01,
-                                             absolute_angle_tolerance=1.0):
+    if not ref_sym.unit_cell().is_similar_to(
+        pred_sym.unit_cell(), relative_length_tolerance=0.01, absolute_angle_tolerance=1.0
+    ):
         raise Sorry(f"Different unit cells: {ref_path} {cell_string(ref_sym)} and {pred_path} {cell_string(pred_sym)}.")
     if ref_sym.space_group() != pred_sym.space_group():
-        raise Sorry(f"Different space groups: {ref_path} {ref_sym.space_group_info()} and {pred_path} "
-                    f"{pred_sym.space_group_info()}.")
+        raise Sorry(
+            f"Different space groups: {ref_path} {ref_sym.space_group_info()} and {pred_path} "
+            f"{pred_sym.space_group_info()}."
+        )
 
 
 def cell_string(symmetry) -> str:
@@ -185,26 +200,41 @@ def _f_from_map(map_array, symmetry, miller_set):
 def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
     """All metrics that the pair supports, as a JSON-ready dict (plus numpy extras under '_')."""
     n_bins = params.n_bins
-    result = {"prediction": prediction.path, "prediction_kind": prediction.kind,
-              "reference": reference.path, "reference_kind": reference.kind}
+    result = {
+        "prediction": prediction.path,
+        "prediction_kind": prediction.kind,
+        "reference": reference.path,
+        "reference_kind": reference.kind,
+    }
     extras = {}
     # A whole-cell map carries no space group (P1 header): it takes the other side's.
     if prediction.kind == "map" and prediction.symmetry.space_group().order_z() == 1:
-        prediction.symmetry = crystal.symmetry(prediction.symmetry.unit_cell(),
-                                               space_group_info=reference.symmetry.space_group_info())
+        prediction.symmetry = crystal.symmetry(
+            prediction.symmetry.unit_cell(), space_group_info=reference.symmetry.space_group_info()
+        )
     if reference.kind == "map" and reference.symmetry.space_group().order_z() == 1:
-        reference.symmetry = crystal.symmetry(reference.symmetry.unit_cell(),
-                                              space_group_info=prediction.symmetry.space_group_info())
+        reference.symmetry = crystal.symmetry(
+            reference.symmetry.unit_cell(), space_group_info=prediction.symmetry.space_group_info()
+        )
     _check_compatible(reference.symmetry, prediction.symmetry, reference.path, prediction.path)
     sgi = reference.symmetry.space_group_info()
 
     if reference.kind == "map" and prediction.kind == "map":
         if reference.map.shape != prediction.map.shape:
-            raise Sorry(f"Maps on different grids: {reference.path} {reference.map.shape}, "
-                        f"{prediction.path} {prediction.map.shape}.")
-        cm = compare_maps(reference.map, prediction.map, sgi, reference.symmetry.unit_cell(),
-                          d_min=params.d_min, n_bins=n_bins, search_hand=params.search_hand,
-                          return_aligned=True)
+            raise Sorry(
+                f"Maps on different grids: {reference.path} {reference.map.shape}, "
+                f"{prediction.path} {prediction.map.shape}."
+            )
+        cm = compare_maps(
+            reference.map,
+            prediction.map,
+            sgi,
+            reference.symmetry.unit_cell(),
+            d_min=params.d_min,
+            n_bins=n_bins,
+            search_hand=params.search_hand,
+            return_aligned=True,
+        )
         aligned = cm.pop("aligned_map")
         result.update(cm)
         result["ssim"] = ssim3d(standardised(reference.map), standardised(aligned))
@@ -231,8 +261,7 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
     f_ref_c = f_ref.common_set(f_pred)
     f_pred_c = f_pred.common_set(f_ref)
     if f_ref_c.size() == 0:
-        raise Sorry(f"No reflections in common between {reference.path} and {prediction.path} "
-                    f"(to {d_min:.2f} A).")
+        raise Sorry(f"No reflections in common between {reference.path} and {prediction.path} (to {d_min:.2f} A).")
     idx = _selection(f_pred, f_pred_c)
     h = np.asarray(f_ref_c.indices(), float)
     d = f_ref_c.d_spacings().data().as_numpy_array()
@@ -249,14 +278,27 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
             pred_c = np.where(ok, pred_c, 0)
         else:
             pred_c = f_pred_c.data().as_numpy_array()
-        stats = phase_statistics(h, d, ref_c, pred_c, sgi, fom=fom, n_bins=n_bins,
-                                 search_origin=params.search_origin, search_hand=params.search_hand)
+        stats = phase_statistics(
+            h,
+            d,
+            ref_c,
+            pred_c,
+            sgi,
+            fom=fom,
+            n_bins=n_bins,
+            search_origin=params.search_origin,
+            search_hand=params.search_hand,
+        )
         aligned = stats.pop("aligned_f_pred")
         result["phases"] = stats
         # Maps from the common reflections on one grid; aligned prediction.
-        gridding = maptbx.crystal_gridding(reference.symmetry.unit_cell(), d_min=float(d.min()),
-                                           resolution_factor=1 / 3.0, space_group_info=sgi,
-                                           symmetry_flags=maptbx.use_space_group_symmetry)
+        gridding = maptbx.crystal_gridding(
+            reference.symmetry.unit_cell(),
+            d_min=float(d.min()),
+            resolution_factor=1 / 3.0,
+            space_group_info=sgi,
+            symmetry_flags=maptbx.use_space_group_symmetry,
+        )
         keep = np.abs(pred_c) > 0
         f_pred_al = f_ref_c.customized_copy(data=flex.complex_double(np.where(keep, aligned, 0)))
         ref_map = observables.density_map(f_ref_c, gridding)
@@ -272,8 +314,7 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
             n_peaks = params.atoms.n_peaks or reference.structure.scatterers().size()
             sites, _ = peak_sites(pred_map, reference.symmetry, n_peaks)
             result["atoms"] = atom_recovery(reference.structure, sites, params.atoms.tolerance)
-            result["interatomic_vectors"] = interatomic_vector_match(reference.structure, sites,
-                                                                     params.atoms.tolerance)
+            result["interatomic_vectors"] = interatomic_vector_match(reference.structure, sites, params.atoms.tolerance)
             extras["sites_true"] = np.array(reference.structure.sites_frac())
     if prediction.kind in ("complex", "amplitudes", "map"):
         a_ref = np.abs(ref_c)
@@ -324,8 +365,11 @@ def expand_prediction_paths(paths) -> list:
     for p in paths:
         if os.path.isdir(p):
             names = sorted(os.listdir(p))
-            out += [os.path.join(p, n) for n in names
-                    if n.lower().endswith((".mtz",) + MAP_EXTENSIONS) and not n.startswith(".")]
+            out += [
+                os.path.join(p, n)
+                for n in names
+                if n.lower().endswith((".mtz",) + MAP_EXTENSIONS) and not n.startswith(".")
+            ]
         else:
             out.append(p)
     if not out:

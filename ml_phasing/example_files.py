@@ -9,6 +9,7 @@ For a look in Coot or a comparison in cphasematch:
   in absolute units (the [-1, 1] scaling is undone).
 * ``<stem>.cif`` (random atoms, structure files) or ``<stem>.pdb`` (peptides).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,12 @@ def write_example(directory: str, stem: str, example: dict) -> list[str]:
         sig = f_obs.data() * 0.01 + 0.1
         f_obs = f_obs.customized_copy(sigmas=sig).set_observation_type_xray_amplitude()
         path = os.path.join(directory, f"{stem}.mtz")
-        map_io.write_mtz(path, [(f_obs, "F"), (fc, "FC")], rename={"PHIFC": "PHIC"},
-                         title=f"ml_phasing.simulate example {meta['index']}")
+        map_io.write_mtz(
+            path,
+            [(f_obs, "F"), (fc, "FC")],
+            rename={"PHIFC": "PHIC"},
+            title=f"ml_phasing.simulate example {meta['index']}",
+        )
         written.append(path)
     for name in ("patterson", "density"):
         if name in fields:

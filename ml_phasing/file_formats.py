@@ -12,6 +12,7 @@ model files), ``cif`` (``data_`` block), ``pdb`` (PDB records), ``phil``
 (.eff/.phil/.params or text that parses as PHIL), ``shelx_hkl`` (fixed-format
 h k l F² σ lines) and ``unknown``.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,9 @@ def detect(path: str) -> str:
 def refuse_pickle(path: str, role: str = "input") -> None:
     """A Sorry for a pickled file, before any reader touches it."""
     if os.path.isfile(path) and is_pickle(_head(path)):
-        raise Sorry(f"{path} is a Python pickle, not a valid {role} file; pickles are never loaded "
-                    "(they can run code).")
+        raise Sorry(
+            f"{path} is a Python pickle, not a valid {role} file; pickles are never loaded (they can run code)."
+        )
 
 
 def reflection_file(path: str, symmetry=None):
@@ -102,10 +104,12 @@ def reflection_file(path: str, symmetry=None):
         obj._observation_type = "intensities"
         obj._file_type, obj._file_content = "shelx_hklf", hklf.reader(file_name=path)
     else:
-        what = {"ccp4_map": "a CCP4 map", "zip": "a zip/torch file", "pdb": "a PDB model",
-                "phil": "a PHIL file"}.get(kind, "not a recognised reflection format")
-        raise Sorry(f"{path} is {what}; reflections are read from MTZ, reflection CIF (_refln) or "
-                    "SHELX HKLF 4 .hkl files.")
+        what = {"ccp4_map": "a CCP4 map", "zip": "a zip/torch file", "pdb": "a PDB model", "phil": "a PHIL file"}.get(
+            kind, "not a recognised reflection format"
+        )
+        raise Sorry(
+            f"{path} is {what}; reflections are read from MTZ, reflection CIF (_refln) or SHELX HKLF 4 .hkl files."
+        )
     return obj
 
 

@@ -5,12 +5,12 @@ Unlike the public resolution-extension code (which marks everything missing as
 systematically absent, F000, or outside the data. The per-voxel 1/d^2 is a
 channel too, so a model knows the same hkl means different d in different cells.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-CHANNELS = ("f", "f_measured", "e", "inv_d_sq",
-            "mask_measured", "mask_unmeasured", "mask_absent", "mask_f000")
+CHANNELS = ("f", "f_measured", "e", "inv_d_sq", "mask_measured", "mask_unmeasured", "mask_absent", "mask_f000")
 
 
 def dense_amplitudes(refl: dict, box_min, box_max) -> dict:

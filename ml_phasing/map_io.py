@@ -1,4 +1,5 @@
 """Reading and writing CCP4 maps and MTZ files through iotbx, atomically."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ format_version, kind ("ml_phasing.model"), task, task_config (grid or hkl box,
 resolution, normalisation, ...), architecture, model_kwargs, state_dict,
 training_phil, versions, metrics (final validation), dataset (manifest summary).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,16 @@ def shipped(filename: str) -> str:
     return os.path.join(SHIPPED_DIR, filename)
 
 
-def save_model(path: str, model, architecture: str, model_kwargs: dict, task_config: dict,
-               training_phil: str = "", metrics: dict | None = None, extra: dict | None = None) -> None:
+def save_model(
+    path: str,
+    model,
+    architecture: str,
+    model_kwargs: dict,
+    task_config: dict,
+    training_phil: str = "",
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> None:
     from ml_phasing.program_support import package_versions
 
     state = {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
@@ -73,8 +82,10 @@ def read_model_file(path: str) -> dict:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for damaged files
-        raise Sorry(f"Cannot read model file {path} (truncated, corrupt or not an ml_phasing model): "
-                    f"{str(e).splitlines()[0][:200]}") from None
+        raise Sorry(
+            f"Cannot read model file {path} (truncated, corrupt or not an ml_phasing model): "
+            f"{str(e).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(blob, dict) or blob.get("kind") != KIND:
         raise Sorry(f"{path} is not an ml_phasing model file.")
     if blob.get("format_version", 0) > FORMAT_VERSION:
@@ -96,8 +107,9 @@ def load_model(path: str, task: str | None = None, device: str = "cpu"):
         model = ARCHITECTURES[arch](**blob["model_kwargs"])
         model.load_state_dict(blob["state_dict"], strict=True)
     except (TypeError, RuntimeError) as e:
-        raise Sorry(f"{path} does not match the {arch} network of this ml_phasing version: "
-                    f"{str(e).splitlines()[0][:200]}") from None
+        raise Sorry(
+            f"{path} does not match the {arch} network of this ml_phasing version: {str(e).splitlines()[0][:200]}"
+        ) from None
     model.to(device).eval()
     info = {k: v for k, v in blob.items() if k != "state_dict"}
     return model, info

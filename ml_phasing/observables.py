@@ -5,6 +5,7 @@ module only chooses resolutions and grids and converts to numpy. Maps are numpy
 arrays indexed ``[x, y, z]`` along the fractional axes a, b, c of the unit cell
 (cctbx's ``real_map_unpadded`` order).
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,7 @@ def _derived_group_info(hall_symbol: str, kind: str) -> sgtbx.space_group_info:
 def derived_symmetry(crystal_symmetry, kind: str) -> crystal.symmetry:
     """The same cell with the derived ``kind`` ("patterson" or "point") group."""
     hall = crystal_symmetry.space_group_info().type().hall_symbol()
-    return crystal.symmetry(unit_cell=crystal_symmetry.unit_cell(),
-                            space_group_info=_derived_group_info(hall, kind))
+    return crystal.symmetry(unit_cell=crystal_symmetry.unit_cell(), space_group_info=_derived_group_info(hall, kind))
 
 
 def absent_indices(crystal_symmetry, d_min: float) -> np.ndarray:
@@ -48,8 +48,7 @@ def absent_indices(crystal_symmetry, d_min: float) -> np.ndarray:
     point group (same Laue class and reciprocal asymmetric unit, no translations,
     no absences) and the space group's absences are selected from them.
     """
-    candidates = miller.build_set(derived_symmetry(crystal_symmetry, "point"),
-                                  anomalous_flag=False, d_min=d_min)
+    candidates = miller.build_set(derived_symmetry(crystal_symmetry, "point"), anomalous_flag=False, d_min=d_min)
     ms = miller.set(crystal_symmetry, candidates.indices(), anomalous_flag=False)
     return indices_as_numpy(ms.indices().select(ms.sys_absent_flags().data()))
 
@@ -198,8 +197,9 @@ def intensity_grid(xs, h_max: int, form_factor: str) -> np.ndarray:
     return i.reshape((2 * h_max + 1,) * 3).astype(np.float32)
 
 
-def voxel_atoms(xs, grid_points: int, sigma: float, frame: str, weight: str,
-                box_edge: float | None = None) -> np.ndarray:
+def voxel_atoms(
+    xs, grid_points: int, sigma: float, frame: str, weight: str, box_edge: float | None = None
+) -> np.ndarray:
     """Atoms as Gaussians of width ``sigma`` (Angstrom) on a voxel grid (Scripps).
 
     ``frame="fractional"``: an n^3 grid over the unit cell, periodic.

@@ -1,4 +1,5 @@
 """PNG figures of evaluation results (matplotlib, Agg backend; files written atomically)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,13 @@ def shell_curves(results: list, key: str, ylabel: str, path: str, source: str = 
         if not shells:
             continue
         x = [1.0 / (0.5 * (s["d_min"] + s["d_max"])) ** 2 for s in shells]
-        ax.plot(x, [s[key] for s in shells], marker="o", alpha=0.8 if len(results) < 10 else 0.3,
-                label=r["prediction"].split("/")[-1] if len(results) < 10 else None)
+        ax.plot(
+            x,
+            [s[key] for s in shells],
+            marker="o",
+            alpha=0.8 if len(results) < 10 else 0.3,
+            label=r["prediction"].split("/")[-1] if len(results) < 10 else None,
+        )
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -57,8 +63,12 @@ def map_sections(ref_map: np.ndarray, pred_map: np.ndarray, path: str) -> None:
     fig, axes = plt.subplots(2, 4, figsize=(12, 6))
     for row, (name, m) in enumerate((("true", ref_map), ("predicted", pred_map))):
         n = m.shape
-        panels = [(m[:, :, n[2] // 2], "section z=1/2"), (m[:, n[1] // 2, :], "section y=1/2"),
-                  (m.sum(axis=2), "projection along c"), (m.sum(axis=1), "projection along b")]
+        panels = [
+            (m[:, :, n[2] // 2], "section z=1/2"),
+            (m[:, n[1] // 2, :], "section y=1/2"),
+            (m.sum(axis=2), "projection along c"),
+            (m.sum(axis=1), "projection along b"),
+        ]
         for col, (img, title) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(img.T, origin="lower", cmap="viridis")
@@ -68,8 +78,7 @@ def map_sections(ref_map: np.ndarray, pred_map: np.ndarray, path: str) -> None:
     _save(fig, path)
 
 
-def voxels_with_atoms(pred_map: np.ndarray, sites_frac: np.ndarray | None, path: str,
-                      level: float = 0.7) -> None:
+def voxels_with_atoms(pred_map: np.ndarray, sites_frac: np.ndarray | None, path: str, level: float = 0.7) -> None:
     """Voxels above ``level`` of the map maximum, with the true atoms (Scripps figure)."""
     plt = _pyplot()
     fig = plt.figure(figsize=(6, 6))

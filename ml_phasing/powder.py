@@ -5,6 +5,7 @@ Intensity of each reflection: multiplicity x |F|^2 x Lorentz-polarisation
 FWHM follows Caglioti, H^2 = U tan^2 theta + V tan theta + W, with the axial-
 divergence asymmetry of Berar & Baldinozzi (1993, J Appl Cryst 26:128).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,18 @@ class PowderConfig:
 
     @classmethod
     def from_phil(cls, p):
-        return cls(p.wavelength, p.two_theta_min, p.two_theta_max, p.two_theta_step,
-                   p.u, p.v, p.w, p.eta, p.asymmetry_1, p.asymmetry_2)
+        return cls(
+            p.wavelength,
+            p.two_theta_min,
+            p.two_theta_max,
+            p.two_theta_step,
+            p.u,
+            p.v,
+            p.w,
+            p.eta,
+            p.asymmetry_1,
+            p.asymmetry_2,
+        )
 
     def axis(self) -> np.ndarray:
         n = int(round((self.two_theta_max - self.two_theta_min) / self.two_theta_step)) + 1
@@ -48,7 +59,7 @@ def pattern(xs, config: PowderConfig) -> np.ndarray:
     i = i * lp
     centre = np.degrees(2 * theta)
     tan = np.tan(theta)
-    fwhm = np.sqrt(np.maximum(config.u * tan ** 2 + config.v * tan + config.w, 1e-8))
+    fwhm = np.sqrt(np.maximum(config.u * tan**2 + config.v * tan + config.w, 1e-8))
     x = config.axis()
     out = np.zeros_like(x)
     for c, h, ii, t in zip(centre, fwhm, i, tan):
@@ -57,12 +68,12 @@ def pattern(xs, config: PowderConfig) -> np.ndarray:
             continue
         dx = x[lo:hi] - c
         z = dx / h
-        gauss = np.sqrt(4 * np.log(2) / np.pi) / h * np.exp(-4 * np.log(2) * z ** 2)
-        lorentz = 2 / (np.pi * h) / (1 + 4 * z ** 2)
+        gauss = np.sqrt(4 * np.log(2) / np.pi) / h * np.exp(-4 * np.log(2) * z**2)
+        lorentz = 2 / (np.pi * h) / (1 + 4 * z**2)
         profile = config.eta * lorentz + (1 - config.eta) * gauss
         za = dx / h
-        fa = 2 * za * np.exp(-za ** 2)
-        fb = 2 * (2 * za ** 2 - 3) * fa
+        fa = 2 * za * np.exp(-(za**2))
+        fb = 2 * (2 * za**2 - 3) * fa
         asym = 1 + (config.asymmetry_1 * fa + config.asymmetry_2 * fb) / t
         out[lo:hi] += ii * profile * asym
     return out.astype(np.float32)

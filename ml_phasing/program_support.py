@@ -8,6 +8,7 @@
 * Long loops get a tqdm progress bar that stays quiet when stderr is not a
   terminal (pipelines, CI, CCP4i2 wrappers).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,9 @@ class Parser(CCTBXParser):
                     continue
                 except Exception as e:  # noqa: BLE001 - iotbx raises RuntimeError etc. for damaged data
                     text = str(e).replace("cctbx Error: ", "").splitlines()[0] if str(e) else type(e).__name__
-                    raise Sorry(f"Cannot read {path} (damaged, or NaN/missing values where a "
-                                f"sigma is given): {text}") from None
+                    raise Sorry(
+                        f"Cannot read {path} (damaged, or NaN/missing values where a sigma is given): {text}"
+                    ) from None
                 print(f"  Found miller_array, {path}", file=self.logger)
             else:
                 unused.append(path)
@@ -97,14 +99,26 @@ def run_cli(program_class, args=None) -> int:
     return 0
 
 
-_PHIL_ERRORS = ("Error interpreting", "value must be", "not a possible choice", "Unexpected definition",
-                "Syntax error", "Missing value", "must be at least", "must not exceed", "Not a valid choice",
-                "less than the minimum allowed", "greater than the maximum allowed", "Unknown choice")
+_PHIL_ERRORS = (
+    "Error interpreting",
+    "value must be",
+    "not a possible choice",
+    "Unexpected definition",
+    "Syntax error",
+    "Missing value",
+    "must be at least",
+    "must not exceed",
+    "Not a valid choice",
+    "less than the minimum allowed",
+    "greater than the maximum allowed",
+    "Unknown choice",
+)
 
 
 def _is_phil_error(text: str) -> bool:
-    return ("command line argument" in text or "(file " in text or "input line" in text) and \
-        any(key in text for key in _PHIL_ERRORS)
+    return ("command line argument" in text or "(file " in text or "input line" in text) and any(
+        key in text for key in _PHIL_ERRORS
+    )
 
 
 def resolve_device(name: str) -> str:
@@ -164,8 +178,10 @@ def logged(program, path: str):
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         lock.close()
-        raise Sorry(f"Another run is writing {os.path.splitext(path)[0]}.* now (lock {lock_path}); "
-                    "wait for it or choose another output.prefix.") from None
+        raise Sorry(
+            f"Another run is writing {os.path.splitext(path)[0]}.* now (lock {lock_path}); "
+            "wait for it or choose another output.prefix."
+        ) from None
     try:
         log = LogFile(program, path)
         try:
@@ -204,8 +220,9 @@ def symmetry_from_params(scope):
 
     if scope.unit_cell is None and scope.space_group is None:
         return None
-    return crystal.symmetry(unit_cell=scope.unit_cell, space_group_info=scope.space_group,
-                            assert_is_compatible_unit_cell=False)
+    return crystal.symmetry(
+        unit_cell=scope.unit_cell, space_group_info=scope.space_group, assert_is_compatible_unit_cell=False
+    )
 
 
 def log_header(program, seed: int | None, device: str | None) -> None:

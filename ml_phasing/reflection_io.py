@@ -3,6 +3,7 @@
 Every failure a user can cause (missing file, truncated file, wrong labels,
 missing symmetry, NaN values) becomes one Sorry that says what is there.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,16 @@ from libtbx.utils import Sorry
 
 # Preferred labels when the user names none, in order.
 COMPLEX_PREFERENCE = ("FWT,PHWT", "FC,PHIC", "F,PHI", "FC,PHIFC", "2FOFCWT,PH2FOFCWT")
-AMPLITUDE_PREFERENCE = ("F_EXT,SIGF_EXT", "F,SIGF", "FP,SIGFP", "F-obs,SIGF-obs", "FOBS,SIGFOBS",
-                        "IMEAN,SIGIMEAN", "I,SIGI", "I-obs,SIGI-obs")
+AMPLITUDE_PREFERENCE = (
+    "F_EXT,SIGF_EXT",
+    "F,SIGF",
+    "FP,SIGFP",
+    "F-obs,SIGF-obs",
+    "FOBS,SIGFOBS",
+    "IMEAN,SIGIMEAN",
+    "I,SIGI",
+    "I-obs,SIGI-obs",
+)
 
 
 def read_arrays(path: str) -> list:
@@ -70,8 +79,10 @@ def auto_array(arrays, kind: str, path: str):
         measured = [a for a in candidates if "calc" not in a.info().label_string().lower()]
         if len(measured) == 1:
             return measured[0]
-    raise Sorry(f"Several {kind} column sets in {path} ({', '.join(a.info().label_string() for a in candidates)}); "
-                "choose one with the labels parameter.")
+    raise Sorry(
+        f"Several {kind} column sets in {path} ({', '.join(a.info().label_string() for a in candidates)}); "
+        "choose one with the labels parameter."
+    )
 
 
 def check_usable(array, path: str):
@@ -126,26 +137,37 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     if path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl is read as CIF
         symmetry = symmetry or shelx_pair_symmetry(path)
         if symmetry is None:
-            raise Sorry(f"{path} is a SHELX .hkl file, which has no cell or space group: give "
-                        "symmetry.unit_cell= and symmetry.space_group=, or put its .ins/.res beside it.")
+            raise Sorry(
+                f"{path} is a SHELX .hkl file, which has no cell or space group: give "
+                "symmetry.unit_cell= and symmetry.space_group=, or put its .ins/.res beside it."
+            )
         arrays = _read_shelx(path, symmetry)
     else:
         arrays = read_arrays(path)
         if symmetry is not None:
-            arrays = [a.customized_copy(crystal_symmetry=combined_symmetry(
-                symmetry.unit_cell() or a.unit_cell(), symmetry.space_group_info() or a.space_group_info())
-            ).set_info(a.info()) for a in arrays]
+            arrays = [
+                a.customized_copy(
+                    crystal_symmetry=combined_symmetry(
+                        symmetry.unit_cell() or a.unit_cell(), symmetry.space_group_info() or a.space_group_info()
+                    )
+                ).set_info(a.info())
+                for a in arrays
+            ]
     if labels:
         f = find_array(arrays, labels, path)
         if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or _untyped_real(f, path)):
             types = _column_types(path, f)
-            raise Sorry(f"Columns {labels} in {path} are not amplitudes or intensities"
-                        + (f" (MTZ column types {types}; amplitudes are F, intensities J)." if types else "."))
+            raise Sorry(
+                f"Columns {labels} in {path} are not amplitudes or intensities"
+                + (f" (MTZ column types {types}; amplitudes are F, intensities J)." if types else ".")
+            )
     else:
         f = auto_array(arrays, "amplitude", path)
         if f is None:
-            raise Sorry(f"No amplitude or intensity columns in {path}; available: {available_labels(arrays)}. "
-                        "Anomalous differences alone (e.g. DANO) cannot be used.")
+            raise Sorry(
+                f"No amplitude or intensity columns in {path}; available: {available_labels(arrays)}. "
+                "Anomalous differences alone (e.g. DANO) cannot be used."
+            )
     check_usable(f, path)
     if f.sigmas() is not None and not np.all(np.isfinite(f.sigmas().as_numpy_array())):
         raise Sorry(f"{path} column {f.info().label_string()} has NaN sigmas.")
@@ -160,17 +182,24 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
             f = f.f_sq_as_f()
     else:
         if np.any(f.data().as_numpy_array() < 0):
-            raise Sorry(f"{path} column {label} has negative amplitudes; are these intensities? "
-                        "Give the intensity columns instead.")
+            raise Sorry(
+                f"{path} column {label} has negative amplitudes; are these intensities? "
+                "Give the intensity columns instead."
+            )
         f = f.set_observation_type_xray_amplitude()
     f = merged_non_anomalous(f).merge_equivalents().array().eliminate_sys_absent()
     f = f.select(f.data() > 0)
     if f.size() == 0:
         raise Sorry(f"No positive amplitudes in {path}.")
-    return f, {"file": path, "labels": label, "intensities_converted": was_intensity,
-               "n_reflections": int(f.size()), "d_min": float(f.d_min()),
-               "space_group": str(f.space_group_info()),
-               "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()]}
+    return f, {
+        "file": path,
+        "labels": label,
+        "intensities_converted": was_intensity,
+        "n_reflections": int(f.size()),
+        "d_min": float(f.d_min()),
+        "space_group": str(f.space_group_info()),
+        "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()],
+    }
 
 
 def _column_types(path: str, array) -> str:
@@ -213,8 +242,10 @@ def combined_symmetry(unit_cell, space_group_info):
     try:
         return crystal.symmetry(unit_cell=unit_cell, space_group_info=space_group_info)
     except AssertionError:
-        raise Sorry(f"Space group {space_group_info} does not fit the unit cell "
-                    f"{tuple(round(x, 3) for x in unit_cell.parameters())}.") from None
+        raise Sorry(
+            f"Space group {space_group_info} does not fit the unit cell "
+            f"{tuple(round(x, 3) for x in unit_cell.parameters())}."
+        ) from None
 
 
 def _read_shelx(path, symmetry):

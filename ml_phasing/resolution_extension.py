@@ -5,6 +5,7 @@ measured resolution (d_min_low), the target (d_min_high), the hkl box of dense
 models or the token representation, and the space groups seen. Measured
 amplitudes pass through unchanged; systematic absences are never predicted.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,7 @@ SHIPPED_MODELS = {
 DEFAULT_MODEL = SHIPPED_MODELS["extend_1.2_to_1.0A"]
 
 
-def resolve_model(name_or_path: str | None, d_min_data: float | None = None,
-                  d_min_target: float | None = None) -> str:
+def resolve_model(name_or_path: str | None, d_min_data: float | None = None, d_min_target: float | None = None) -> str:
     """A model file path from model=: a path, a shipped model's name, or None: a shipped
     model chosen for the data: 1.2 -> 1.0 A when the data reach 1.2 A and no finer target
     is asked for, otherwise 1.5 -> 0.8 A."""
@@ -41,13 +41,18 @@ def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
     cfg = info["task_config"]
     low, high = cfg["d_min_low"], cfg["d_min_high"]
     target = d_min_target or high
-    supports = (f"The model extends data measured to {low:.2f} A to {high:.2f} A"
-                + (f" in space groups {cfg['space_group_numbers']}" if cfg.get("space_group_numbers") else "") + ".")
+    supports = (
+        f"The model extends data measured to {low:.2f} A to {high:.2f} A"
+        + (f" in space groups {cfg['space_group_numbers']}" if cfg.get("space_group_numbers") else "")
+        + "."
+    )
     if target < high - 1e-6:
         raise Sorry(f"d_min_target={target:.2f} A is finer than the model was trained for. {supports}")
     if f_obs.d_min() <= target * (1 + 1e-3):
-        raise Sorry(f"The data already reach {f_obs.d_min():.2f} A, as far as the target {target:.2f} A: "
-                    f"there is nothing to predict. {supports}")
+        raise Sorry(
+            f"The data already reach {f_obs.d_min():.2f} A, as far as the target {target:.2f} A: "
+            f"there is nothing to predict. {supports}"
+        )
     if f_obs.d_min() > low * 1.02:
         raise Sorry(f"The data stop at {f_obs.d_min():.2f} A; the model needs them to {low:.2f} A. {supports}")
     numbers = cfg.get("space_group_numbers")
@@ -79,36 +84,58 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
     complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
     in_input, input_values, _ = _on_set(complete, f_obs.resolution_filter(d_min=cfg["d_min_low"]))
     indices = observables.indices_as_numpy(complete.indices())
-    refl = {"indices": indices, "f": input_values.astype(np.float32), "measured": in_input,
-            "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
-            "e": np.zeros(complete.size(), np.float32),
-            "absent_indices": observables.absent_indices(f_obs.crystal_symmetry(), target)}
+    refl = {
+        "indices": indices,
+        "f": input_values.astype(np.float32),
+        "measured": in_input,
+        "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
+        "e": np.zeros(complete.size(), np.float32),
+        "absent_indices": observables.absent_indices(f_obs.crystal_symmetry(), target),
+    }
     task = make_task("extend_resolution", cfg)
     if cfg.get("representation") == "tokens":
-        item = {"reflections/f": refl["f"], "reflections/measured": refl["measured"],
-                "reflections/indices": indices, "reflections/d": refl["d"]}
+        item = {
+            "reflections/f": refl["f"],
+            "reflections/measured": refl["measured"],
+            "reflections/indices": indices,
+            "reflections/d": refl["d"],
+        }
         example = task.example(item, {"unit_cell": list(f_obs.unit_cell().parameters())})
         if np.abs(indices).max() > model.max_index:
-            raise Sorry(f"Miller indices up to {np.abs(indices).max()} exceed the model's {model.max_index}; "
-                        "the cell is too large for this model.")
+            raise Sorry(
+                f"Miller indices up to {np.abs(indices).max()} exceed the model's {model.max_index}; "
+                "the cell is too large for this model."
+            )
         example["index"] = 0
         batch = task.collate([example])
         with torch.no_grad():
-            pred = task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                                        for k, v in batch.items()})[0].cpu().numpy()
+            pred = (
+                task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})[
+                    0
+                ]
+                .cpu()
+                .numpy()
+            )
         f_ext = pred * example["scale"]
     else:
         lo, hi = np.array(cfg["hkl_box_min"]), np.array(cfg["hkl_box_max"])
         if np.any(indices.min(0) < lo) or np.any(indices.max(0) > hi):
-            raise Sorry(f"The reflections span hkl {indices.min(0).tolist()}..{indices.max(0).tolist()}, outside the "
-                        f"model's box {lo.tolist()}..{hi.tolist()}: the cell is too large for this model.")
+            raise Sorry(
+                f"The reflections span hkl {indices.min(0).tolist()}..{indices.max(0).tolist()}, outside the "
+                f"model's box {lo.tolist()}..{hi.tolist()}: the cell is too large for this model."
+            )
         box = dense_amplitudes(refl, lo, hi)
         example = task.example(box, None)
         example["index"] = 0
         batch = task.collate([example])
         with torch.no_grad():
-            pred = task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                                        for k, v in batch.items()})[0, 0].cpu().numpy()
+            pred = (
+                task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})[
+                    0, 0
+                ]
+                .cpu()
+                .numpy()
+            )
         rel = indices - lo
         f_ext = pred[rel[:, 0], rel[:, 1], rel[:, 2]] * example["scale"]
     observed, obs_values, sig_obs = _on_set(complete, f_obs)
@@ -116,12 +143,19 @@ def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: 
     r_val = (info.get("metrics") or {}).get("median_r_factor")
     rel_sigma = float(r_val) if r_val is not None and np.isfinite(r_val) else 0.5
     sigma = np.where(observed, sig_obs, rel_sigma * f_ext + 1e-3)
-    extended = complete.array(data=flex.double(f_ext.astype(np.float64)),
-                              sigmas=flex.double(sigma.astype(np.float64))).set_observation_type_xray_amplitude()
+    extended = complete.array(
+        data=flex.double(f_ext.astype(np.float64)), sigmas=flex.double(sigma.astype(np.float64))
+    ).set_observation_type_xray_amplitude()
     predicted = complete.array(data=flex.int((~observed).astype(np.int32).tolist()))
-    return {"extended": extended, "predicted": predicted, "measured_f": f_obs, "d_min_target": target,
-            "n_predicted": int((~observed).sum()), "n_measured": int(observed.sum()),
-            "relative_sigma": rel_sigma}
+    return {
+        "extended": extended,
+        "predicted": predicted,
+        "measured_f": f_obs,
+        "d_min_target": target,
+        "n_predicted": int((~observed).sum()),
+        "n_measured": int(observed.sum()),
+        "relative_sigma": rel_sigma,
+    }
 
 
 def shell_mean_fill(f_amplitudes, d_min_measured: float, n_bins: int = 10):
@@ -177,9 +211,13 @@ def charge_flip(f_amplitudes, seed: int = 0, max_solving_iterations: int = 500):
     f = f_amplitudes.customized_copy(sigmas=None).set_observation_type_xray_amplitude()
     flipping = charge_flipping.weak_reflection_improved_iterator(delta=None)
     solving = charge_flipping.solving_iterator(
-        flipping, f, yield_solving_interval=10, max_attempts_to_get_phase_transition=2,
+        flipping,
+        f,
+        yield_solving_interval=10,
+        max_attempts_to_get_phase_transition=2,
         max_solving_iterations=max_solving_iterations,
-        normalisations_for=charge_flipping.amplitude_quasi_normalisations)
+        normalisations_for=charge_flipping.amplitude_quasi_normalisations,
+    )
     for _ in solving:
         pass
     solutions = solving.f_calc_solutions
@@ -187,5 +225,8 @@ def charge_flip(f_amplitudes, seed: int = 0, max_solving_iterations: int = 500):
         return None, {"solved": False, "phase_transition": bool(solving.had_phase_transition)}
     f_calc, shift, cc = solutions[0]
     return f_calc.customized_copy(crystal_symmetry=f.crystal_symmetry()).map_to_asu(), {
-        "solved": True, "symmetry_cc": float(cc), "origin_shift": [float(x) for x in shift],
-        "phase_transition": bool(solving.had_phase_transition)}
+        "solved": True,
+        "symmetry_cc": float(cc),
+        "origin_shift": [float(x) for x in shift],
+        "phase_transition": bool(solving.had_phase_transition),
+    }

@@ -4,6 +4,7 @@ The seed of example ``i`` is derived from ``(random_seed, i)`` with numpy's
 SeedSequence, so any shard of a dataset can be generated on its own, in any
 process, and gives the same bytes.
 """
+
 from __future__ import annotations
 
 import random

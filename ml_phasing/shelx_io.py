@@ -5,6 +5,7 @@ ZERR, LATT, SYMM, SFAC, UNIT), which in cctbx 2025.11 needs
 ``full_matrix_least_squares_cycles=0`` and ``sort_scatterers=False`` and writes
 no END (see the cctbx pitfalls); HKLF 4 and END are added here.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,16 +50,17 @@ def check_composition(crystal_symmetry, composition: dict) -> None:
     n = sum(v for e, v in composition.items() if e not in ("H", "D")) * z
     volume = crystal_symmetry.unit_cell().volume()
     if n <= 0 or not 5.0 <= volume / n <= 100.0:
-        raise Sorry(f"The composition {composition} puts {n:.0f} non-H atoms in a {volume:.0f} A^3 cell "
-                    f"({volume / max(n, 1e-9):.1f} A^3 each; 5-100 is plausible).")
+        raise Sorry(
+            f"The composition {composition} puts {n:.0f} non-H atoms in a {volume:.0f} A^3 cell "
+            f"({volume / max(n, 1e-9):.1f} A^3 each; 5-100 is plausible)."
+        )
 
 
 def _structure_for(crystal_symmetry, composition: dict):
     scatterers = flex.xray_scatterer()
     for element, count in composition.items():
         for i in range(int(round(count))):
-            scatterers.append(xray.scatterer(f"{element}{i + 1}", (0.1, 0.2, 0.3), u=0.05,
-                                             scattering_type=element))
+            scatterers.append(xray.scatterer(f"{element}{i + 1}", (0.1, 0.2, 0.3), u=0.05, scattering_type=element))
     return xray.structure(crystal_symmetry=crystal_symmetry, scatterers=scatterers)
 
 
@@ -66,8 +68,9 @@ def _header(xs, title: str, wavelength: float) -> list:
     from iotbx.shelx.writer import generator
 
     lines = []
-    for line in generator(xs, title=title, wavelength=wavelength, full_matrix_least_squares_cycles=0,
-                          sort_scatterers=False):
+    for line in generator(
+        xs, title=title, wavelength=wavelength, full_matrix_least_squares_cycles=0, sort_scatterers=False
+    ):
         lines.append(line)
         if line.startswith("UNIT"):
             break
@@ -84,8 +87,11 @@ def write_res(path: str, structure, title: str, wavelength: float = 0.71073) -> 
     """A .res with the given atoms (e.g. map peaks), isotropic, full occupancy."""
     from iotbx.shelx.writer import generator
 
-    lines = list(generator(structure, title=title, wavelength=wavelength, full_matrix_least_squares_cycles=0,
-                           sort_scatterers=False))
+    lines = list(
+        generator(
+            structure, title=title, wavelength=wavelength, full_matrix_least_squares_cycles=0, sort_scatterers=False
+        )
+    )
     text = "".join(lines).rstrip("\n") + "\nEND\n"
     if "HKLF" not in text:
         text = text.replace("\nEND\n", "\nHKLF 4\nEND\n")

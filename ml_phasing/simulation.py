@@ -4,6 +4,7 @@
 example's seed is derived from ``(random_seed, index)``, so shards can be made
 in any order, in any process, on any machine, and give the same bytes.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,8 +48,11 @@ class SimulationConfig:
     @classmethod
     def from_params(cls, params):
         s = params.simulate
-        outputs = tuple(k for k in ("amplitudes", "patterson", "density", "intensity_grid",
-                                    "voxel_atoms", "powder") if getattr(s.outputs, k))
+        outputs = tuple(
+            k
+            for k in ("amplitudes", "patterson", "density", "intensity_grid", "voxel_atoms", "powder")
+            if getattr(s.outputs, k)
+        )
         v = s.voxel_atoms
         return cls(
             random_seed=params.random_seed,
@@ -71,8 +75,7 @@ class SimulationConfig:
 
     def validate(self):
         if self.d_min_high > self.d_min_low:
-            raise Sorry(f"d_min_high ({self.d_min_high} A) must not be coarser than "
-                        f"d_min_low ({self.d_min_low} A).")
+            raise Sorry(f"d_min_high ({self.d_min_high} A) must not be coarser than d_min_low ({self.d_min_low} A).")
         if not self.outputs:
             raise Sorry("Every output is switched off (simulate.outputs); nothing to simulate.")
         if self.source == "random_atoms":
@@ -82,8 +85,10 @@ class SimulationConfig:
         elif not self.structure_files:
             raise Sorry("source=structures needs at least one structures.file=...")
         if self.grid_step is not None and self.grid_step > self.map_d_min / 2:
-            raise Sorry(f"maps.grid_step={self.grid_step} A is coarser than half the map resolution "
-                        f"({self.map_d_min / 2:.3f} A): the maps would be aliased.")
+            raise Sorry(
+                f"maps.grid_step={self.grid_step} A is coarser than half the map resolution "
+                f"({self.map_d_min / 2:.3f} A): the maps would be aliased."
+            )
         if self.powder.two_theta_min >= self.powder.two_theta_max:
             raise Sorry("powder.two_theta_min must be smaller than two_theta_max.")
 
@@ -97,10 +102,12 @@ class StructureSource:
         self.structures = None
         if config.source == "peptides" and config.peptides.files:
             self.library = peptides.FragmentLibrary(
-                config.peptides.files, config.peptides.kind, config.peptides.residues)
+                config.peptides.files, config.peptides.kind, config.peptides.residues
+            )
         elif config.source == "structures":
-            self.structures = [structure_files.read_structure(str(p), config.remove_hydrogens)
-                               for p in config.structure_files]
+            self.structures = [
+                structure_files.read_structure(str(p), config.remove_hydrogens) for p in config.structure_files
+            ]
 
     def __call__(self, index: int, rng):
         c = self.config
@@ -110,7 +117,9 @@ class StructureSource:
             return peptides.make_structure(c.peptides, rng, self.library)
         k = index % len(self.structures)
         return self.structures[k].deep_copy_scatterers(), {
-            "source": "structures", "file": os.path.basename(str(c.structure_files[k]))}
+            "source": "structures",
+            "file": os.path.basename(str(c.structure_files[k])),
+        }
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,8 +136,7 @@ def composition(xs) -> dict:
     return {k: round(v, 4) for k, v in sorted(counts.items())}
 
 
-def make_example(config: SimulationConfig, index: int, source: StructureSource,
-                 keep_objects: bool = False) -> dict:
+def make_example(config: SimulationConfig, index: int, source: StructureSource, keep_objects: bool = False) -> dict:
     """Example ``index``: its fields (numpy arrays) and metadata."""
     seed = example_seed(config.random_seed, index)
     rng = seed_everything(seed)
@@ -151,8 +159,7 @@ def make_example(config: SimulationConfig, index: int, source: StructureSource,
     }
     fields = {
         "atoms/sites_frac": xs.sites_frac().as_numpy_array().reshape(-1, 3),
-        "atoms/atomic_number": np.array(
-            [atomic_number(sc.scattering_type) for sc in xs.scatterers()], np.int16),
+        "atoms/atomic_number": np.array([atomic_number(sc.scattering_type) for sc in xs.scatterers()], np.int16),
         "atoms/b_iso": np.array([sc.b_iso() for sc in xs.scatterers()], np.float32),
         "atoms/occupancy": np.array([sc.occupancy for sc in xs.scatterers()], np.float32),
     }
@@ -243,8 +250,9 @@ class ExampleStream:
             self.pool.join()
 
 
-def write_shard(path: str, first: int, size: int, stream: ExampleStream, attrs: dict, bar=None,
-                compression: str | None = None):
+def write_shard(
+    path: str, first: int, size: int, stream: ExampleStream, attrs: dict, bar=None, compression: str | None = None
+):
     """Generate examples [first, first+size) into one shard file, atomically."""
     writer = dataset.ShardWriter(path, {**attrs, "first_example": first}, compression)
     try:

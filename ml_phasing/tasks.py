@@ -6,6 +6,7 @@ validation metrics. Its ``config`` (grid or hkl box, normalisation, data
 resolution and cell) is stored in the model file, so inference prepares data
 exactly as training did.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,8 +85,11 @@ class MapTask:
         shapes = {tuple(it["x"].shape) for it in items}
         if len(shapes) > 1:
             raise RuntimeError(f"batch mixes grid shapes {shapes}")
-        return {"x": torch.stack([it["x"] for it in items]), "y": torch.stack([it["y"] for it in items]),
-                "index": torch.tensor([it["index"] for it in items])}
+        return {
+            "x": torch.stack([it["x"] for it in items]),
+            "y": torch.stack([it["y"] for it in items]),
+            "index": torch.tensor([it["index"] for it in items]),
+        }
 
     def forward(self, model, batch):
         x = batch["x"]
@@ -119,11 +123,17 @@ class MapTask:
         p = pred.detach().float().cpu().numpy()[:, 0]
         t = batch["y"].cpu().numpy()[:, 0]
         for b, meta in enumerate(metas):
-            sgi = sgtbx.space_group_info(group=sgtbx.space_group(meta["hall_symbol"])) \
-                if self.periodic and self.target_field == "density" else sgtbx.space_group_info("P1")
+            sgi = (
+                sgtbx.space_group_info(group=sgtbx.space_group(meta["hall_symbol"]))
+                if self.periodic and self.target_field == "density"
+                else sgtbx.space_group_info("P1")
+            )
             r = compare_maps(t[b], p[b], sgi, meta["unit_cell"] if self.target_field == "density" else None)
-            row = {"map_cc": r["map_cc"], "map_cc_aligned": r["map_cc_aligned"],
-                   "inverted_hand": float(r["inverted_hand"])}
+            row = {
+                "map_cc": r["map_cc"],
+                "map_cc_aligned": r["map_cc_aligned"],
+                "inverted_hand": float(r["inverted_hand"]),
+            }
             if "phases" in r:
                 row["phase_error"] = r["phases"]["overall"]["mean_phase_error"]
                 row["f_weighted_phase_error"] = r["phases"]["overall"]["f_weighted_phase_error"]
@@ -142,9 +152,17 @@ class PattersonToDensity(MapTask):
     def from_dataset(cls, dataset) -> dict:
         meta = dataset.meta(0)
         params = dataset.manifest["parameters"]
-        return {"task": cls.name, "normalisation": "max_abs", "map_d_min": meta["map_d_min"],
-                "grid": meta["map_grid"], "unit_cell": meta["unit_cell"], "source": meta["source"],
-                "dataset_parameters": params, "in_channels": 1, "out_channels": 1}
+        return {
+            "task": cls.name,
+            "normalisation": "max_abs",
+            "map_d_min": meta["map_d_min"],
+            "grid": meta["map_grid"],
+            "unit_cell": meta["unit_cell"],
+            "source": meta["source"],
+            "dataset_parameters": params,
+            "in_channels": 1,
+            "out_channels": 1,
+        }
 
 
 class IntensityToDensity(MapTask):
@@ -157,9 +175,15 @@ class IntensityToDensity(MapTask):
     @classmethod
     def from_dataset(cls, dataset) -> dict:
         item = dataset[0]
-        return {"task": cls.name, "normalisation": "max_abs",
-                "input_shape": list(item["intensity_grid"].shape), "output_shape": list(item["voxel_atoms"].shape),
-                "dataset_parameters": dataset.manifest["parameters"], "in_channels": 1, "out_channels": 1}
+        return {
+            "task": cls.name,
+            "normalisation": "max_abs",
+            "input_shape": list(item["intensity_grid"].shape),
+            "output_shape": list(item["voxel_atoms"].shape),
+            "dataset_parameters": dataset.manifest["parameters"],
+            "in_channels": 1,
+            "out_channels": 1,
+        }
 
     def shape_key(self, meta, dataset, index):
         return ()
@@ -189,11 +213,20 @@ class ExtendResolution:
         lo, hi = dataset.hkl_box
         meta = dataset.meta(0)
         numbers = sorted({int(dataset.meta(i)["space_group_number"]) for i in range(len(dataset))})
-        return {"task": cls.name, "space_group_numbers": numbers, "normalisation": "max_measured", "representation": "tokens" if tokens else "dense",
-                "hkl_box_min": [int(x) for x in lo], "hkl_box_max": [int(x) for x in hi],
-                "d_min_low": meta["d_min_low"], "d_min_high": meta["d_min_high"],
-                "dataset_parameters": dataset.manifest["parameters"], "in_channels": 4, "out_channels": 1,
-                "max_index": int(max(np.abs(lo).max(), np.abs(hi).max()))}
+        return {
+            "task": cls.name,
+            "space_group_numbers": numbers,
+            "normalisation": "max_measured",
+            "representation": "tokens" if tokens else "dense",
+            "hkl_box_min": [int(x) for x in lo],
+            "hkl_box_max": [int(x) for x in hi],
+            "d_min_low": meta["d_min_low"],
+            "d_min_high": meta["d_min_high"],
+            "dataset_parameters": dataset.manifest["parameters"],
+            "in_channels": 4,
+            "out_channels": 1,
+            "max_index": int(max(np.abs(lo).max(), np.abs(hi).max())),
+        }
 
     def shape_key(self, meta, dataset, index):
         return ()
@@ -203,31 +236,50 @@ class ExtendResolution:
             f = item["reflections/f"].astype(np.float32)
             measured = item["reflections/measured"].astype(bool)
             scale = float(f[measured].max()) if measured.any() else 1.0
-            return {"indices": torch.from_numpy(item["reflections/indices"].astype(np.int64)),
-                    "values": torch.from_numpy(np.where(measured, f, 0) / scale),
-                    "measured": torch.from_numpy(measured),
-                    "inv_d_sq": torch.from_numpy((1.0 / item["reflections/d"].astype(np.float32) ** 2)),
-                    "target": torch.from_numpy(f / scale), "scale": scale, "cell": meta["unit_cell"]}
+            return {
+                "indices": torch.from_numpy(item["reflections/indices"].astype(np.int64)),
+                "values": torch.from_numpy(np.where(measured, f, 0) / scale),
+                "measured": torch.from_numpy(measured),
+                "inv_d_sq": torch.from_numpy((1.0 / item["reflections/d"].astype(np.float32) ** 2)),
+                "target": torch.from_numpy(f / scale),
+                "scale": scale,
+                "cell": meta["unit_cell"],
+            }
         box = item["hkl_box"]
         fm = box[CHANNELS.index("f_measured")]
         scale = float(fm.max()) or 1.0
-        x = np.stack([fm / scale, box[CHANNELS.index("inv_d_sq")], box[CHANNELS.index("mask_measured")],
-                      box[CHANNELS.index("mask_unmeasured")]]).astype(np.float32)
-        return {"x": torch.from_numpy(x), "y": torch.from_numpy(box[CHANNELS.index("f")][None] / scale),
-                "scale": scale}
+        x = np.stack(
+            [
+                fm / scale,
+                box[CHANNELS.index("inv_d_sq")],
+                box[CHANNELS.index("mask_measured")],
+                box[CHANNELS.index("mask_unmeasured")],
+            ]
+        ).astype(np.float32)
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(box[CHANNELS.index("f")][None] / scale), "scale": scale}
 
     def collate(self, items):
         index = torch.tensor([it["index"] for it in items])
         if not self.tokens:
-            return {"x": torch.stack([it["x"] for it in items]), "y": torch.stack([it["y"] for it in items]),
-                    "scale": torch.tensor([it["scale"] for it in items]), "index": index}
+            return {
+                "x": torch.stack([it["x"] for it in items]),
+                "y": torch.stack([it["y"] for it in items]),
+                "scale": torch.tensor([it["scale"] for it in items]),
+                "index": index,
+            }
         n = max(len(it["values"]) for it in items)
         b = len(items)
-        out = {"indices": torch.zeros(b, n, 3, dtype=torch.long), "values": torch.zeros(b, n),
-               "measured": torch.zeros(b, n, dtype=torch.bool), "inv_d_sq": torch.zeros(b, n),
-               "target": torch.zeros(b, n), "padding": torch.ones(b, n, dtype=torch.bool),
-               "cell": torch.tensor([it["cell"] for it in items], dtype=torch.float32),
-               "scale": torch.tensor([it["scale"] for it in items]), "index": index}
+        out = {
+            "indices": torch.zeros(b, n, 3, dtype=torch.long),
+            "values": torch.zeros(b, n),
+            "measured": torch.zeros(b, n, dtype=torch.bool),
+            "inv_d_sq": torch.zeros(b, n),
+            "target": torch.zeros(b, n),
+            "padding": torch.ones(b, n, dtype=torch.bool),
+            "cell": torch.tensor([it["cell"] for it in items], dtype=torch.float32),
+            "scale": torch.tensor([it["scale"] for it in items]),
+            "index": index,
+        }
         for i, it in enumerate(items):
             k = len(it["values"])
             for key in ("indices", "values", "measured", "inv_d_sq", "target"):
@@ -237,8 +289,9 @@ class ExtendResolution:
 
     def forward(self, model, batch):
         if self.tokens:
-            pred = model(batch["indices"], batch["values"], batch["measured"], batch["inv_d_sq"], batch["cell"],
-                         batch["padding"])
+            pred = model(
+                batch["indices"], batch["values"], batch["measured"], batch["inv_d_sq"], batch["cell"], batch["padding"]
+            )
             return torch.where(batch["measured"], batch["values"], pred)
         x = batch["x"]
         multiple = self.config.get("pad_multiple", 1)
@@ -277,5 +330,8 @@ def make_task(name: str, config: dict):
 def task_class(name: str):
     if name not in TASKS:
         raise Sorry(f"Unknown task {name!r}; choose one of {', '.join(TASKS)}.")
-    return {"patterson_to_density": PattersonToDensity, "intensity_to_density": IntensityToDensity,
-            "extend_resolution": ExtendResolution}[name]
+    return {
+        "patterson_to_density": PattersonToDensity,
+        "intensity_to_density": IntensityToDensity,
+        "extend_resolution": ExtendResolution,
+    }[name]

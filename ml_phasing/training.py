@@ -9,6 +9,7 @@ Several processes (torchrun) train with DistributedDataParallel: the gloo
 backend on CPU, nccl on GPUs; each rank takes every world_size-th batch and
 only rank 0 writes files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,9 @@ def open_dataset(path: str, task_name: str, tokens: bool = False) -> dsmod.Simul
     return base
 
 
-def batches_for_epoch(keys: list, batch_size: int, seed: int, epoch: int, shuffle: bool,
-                      rank: int = 0, world: int = 1) -> list:
+def batches_for_epoch(
+    keys: list, batch_size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world: int = 1
+) -> list:
     """Batches of positions, each of one shape key, in an order fixed by (seed, epoch)."""
     g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
     groups = {}
@@ -74,7 +76,7 @@ def batches_for_epoch(keys: list, batch_size: int, seed: int, epoch: int, shuffl
         members = groups[key]
         if shuffle:
             members = [members[i] for i in torch.randperm(len(members), generator=g).tolist()]
-        batches += [members[i:i + batch_size] for i in range(0, len(members), batch_size)]
+        batches += [members[i : i + batch_size] for i in range(0, len(members), batch_size)]
     if shuffle:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
     if world > 1:
@@ -110,7 +112,7 @@ def init_distributed(device: str) -> Distributed:
 
 def set_determinism(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
@@ -119,32 +121,62 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
     m = params.train.model
     arch = m.architecture
     if arch == "auto":
-        arch = {"patterson_to_density": "patterson_unet", "intensity_to_density": "unet3d",
-                "extend_resolution": "fft_unet"}[task_name]
+        arch = {
+            "patterson_to_density": "patterson_unet",
+            "intensity_to_density": "unet3d",
+            "extend_resolution": "fft_unet",
+        }[task_name]
     cin, cout = task_config["in_channels"], task_config["out_channels"]
     map_task = task_name != "extend_resolution"
     if arch == "patterson_unet":
         if task_name != "patterson_to_density":
             raise Sorry("patterson_unet is for task=patterson_to_density.")
         s = m.patterson_unet
-        kw = dict(in_channels=cin, out_channels=cout, stem_channels=s.stem_channels, channels=s.channels,
-                  n_blocks=s.n_blocks, kernel_size=s.kernel_size, decoder_kernel_size=s.decoder_kernel_size,
-                  se_reduction=s.se_reduction, norm=_none(s.norm), out_activation=_none(s.out_activation))
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            stem_channels=s.stem_channels,
+            channels=s.channels,
+            n_blocks=s.n_blocks,
+            kernel_size=s.kernel_size,
+            decoder_kernel_size=s.decoder_kernel_size,
+            se_reduction=s.se_reduction,
+            norm=_none(s.norm),
+            out_activation=_none(s.out_activation),
+        )
     elif arch == "unet3d":
         s = m.unet3d
-        padding = s.padding_mode if s.padding_mode != "auto" else (
-            "circular" if task_name == "patterson_to_density" else "zeros")
+        padding = (
+            s.padding_mode
+            if s.padding_mode != "auto"
+            else ("circular" if task_name == "patterson_to_density" else "zeros")
+        )
         act = _none(s.out_activation)
         if act == "auto":
-            act = {"patterson_to_density": "tanh", "intensity_to_density": "none",
-                   "extend_resolution": "softplus"}[task_name]
-        kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels, norm=_none(s.norm),
-                  padding_mode=padding, out_activation=act,
-                  out_shape=task_config.get("output_shape") if task_name == "intensity_to_density" else None)
+            act = {"patterson_to_density": "tanh", "intensity_to_density": "none", "extend_resolution": "softplus"}[
+                task_name
+            ]
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            depth=s.depth,
+            base_channels=s.base_channels,
+            norm=_none(s.norm),
+            padding_mode=padding,
+            out_activation=act,
+            out_shape=task_config.get("output_shape") if task_name == "intensity_to_density" else None,
+        )
     elif arch == "fft_unet":
         s = m.fft_unet
-        kw = dict(in_channels=cin, out_channels=cout, depth=s.depth, base_channels=s.base_channels,
-                  fft_layers=s.fft_layers, norm=_none(s.norm), out_activation="softplus" if not map_task else "none")
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            depth=s.depth,
+            base_channels=s.base_channels,
+            fft_layers=s.fft_layers,
+            norm=_none(s.norm),
+            out_activation="softplus" if not map_task else "none",
+        )
     elif arch == "mlp":
         if task_name == "extend_resolution":
             raise Sorry("mlp is for the map tasks; use fft_unet, unet3d or xrd_transformer.")
@@ -156,8 +188,14 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
         if task_name != "extend_resolution":
             raise Sorry("xrd_transformer is for task=extend_resolution.")
         s = m.xrd_transformer
-        kw = dict(dim=s.dim, depth=s.depth, heads=s.heads, mlp_ratio=s.mlp_ratio, dropout=s.dropout,
-                  max_index=task_config["max_index"])
+        kw = dict(
+            dim=s.dim,
+            depth=s.depth,
+            heads=s.heads,
+            mlp_ratio=s.mlp_ratio,
+            dropout=s.dropout,
+            max_index=task_config["max_index"],
+        )
     return arch, kw
 
 
@@ -177,15 +215,19 @@ def pad_multiple(arch: str, kw: dict) -> int:
 def build_scheduler(params, optimizer, steps_per_epoch: int):
     s = params.train.schedule
     if s.kind == "exponential":
+
         def factor(epoch):
             if epoch < s.stage_epochs:
-                return s.gamma ** epoch
-            return s.gamma ** s.stage_epochs * s.gamma_late ** (epoch - s.stage_epochs)
+                return s.gamma**epoch
+            return s.gamma**s.stage_epochs * s.gamma_late ** (epoch - s.stage_epochs)
+
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "epoch"
     if s.kind == "one_cycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=params.train.optimizer.learning_rate,
-            total_steps=max(1, steps_per_epoch * params.train.epochs)), "step"
+            optimizer,
+            max_lr=params.train.optimizer.learning_rate,
+            total_steps=max(1, steps_per_epoch * params.train.epochs),
+        ), "step"
     if s.kind == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=s.factor, patience=s.patience), "plateau"
     return None, None
@@ -195,11 +237,18 @@ def rng_state() -> dict:
     """Every RNG state as tensors and plain values (so checkpoints load with weights_only)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached": float(cached)},
-            "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next}}
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -244,8 +293,10 @@ class Trainer:
             self.arch, self.kwargs = init_blob["architecture"], init_blob["model_kwargs"]
             for key in ("grid", "hkl_box_min", "hkl_box_max", "input_shape", "output_shape"):
                 if key in init_blob["task_config"] and key in config and init_blob["task_config"][key] != config[key]:
-                    raise Sorry(f"The dataset's {key} {config[key]} differs from the model's "
-                                f"{init_blob['task_config'][key]}; fine-tuning needs the same layout.")
+                    raise Sorry(
+                        f"The dataset's {key} {config[key]} differs from the model's "
+                        f"{init_blob['task_config'][key]}; fine-tuning needs the same layout."
+                    )
         else:
             self.arch, self.kwargs = model_kwargs(params, self.t.task, config)
         config["pad_multiple"] = pad_multiple(self.arch, self.kwargs)
@@ -278,8 +329,10 @@ class Trainer:
             for prefix in self.t.freeze:
                 hits = [nm for nm in names if nm.startswith(prefix)]
                 if not hits:
-                    raise Sorry(f"freeze={prefix}: no parameter starts with it; names start with "
-                                f"{sorted({nm.split('.')[0] for nm in names})}.")
+                    raise Sorry(
+                        f"freeze={prefix}: no parameter starts with it; names start with "
+                        f"{sorted({nm.split('.')[0] for nm in names})}."
+                    )
             for name, p in self.model.named_parameters():
                 if any(name.startswith(prefix) for prefix in self.t.freeze):
                     p.requires_grad_(False)
@@ -287,13 +340,20 @@ class Trainer:
         self.net = self.model
         if self.dist.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None)
+                self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None
+            )
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         o = self.t.optimizer
         opt_cls = torch.optim.AdamW if o.kind == "adamw" else torch.optim.Adam
         self.optimizer = opt_cls(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
-        steps = math.ceil(len(batches_for_epoch(self.train_keys, self.t.batch_size, self.seed, 0, True,
-                                                self.dist.rank, self.dist.world)) / self.t.accumulate)
+        steps = math.ceil(
+            len(
+                batches_for_epoch(
+                    self.train_keys, self.t.batch_size, self.seed, 0, True, self.dist.rank, self.dist.world
+                )
+            )
+            / self.t.accumulate
+        )
         self.scheduler, self.schedule_unit = build_scheduler(params, self.optimizer, steps)
         self.amp = bool(self.t.mixed_precision and self.device.startswith("cuda"))
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
@@ -307,15 +367,25 @@ class Trainer:
         return sum(p.numel() for p in self.model.parameters())
 
     def _loader(self, data, keys, epoch, shuffle):
-        batches = batches_for_epoch(keys, self.t.batch_size, self.seed, epoch, shuffle,
-                                    self.dist.rank if shuffle else 0, self.dist.world if shuffle else 1)
-        return torch.utils.data.DataLoader(data, batch_sampler=batches, collate_fn=self.task.collate,
-                                           num_workers=self.t.data.num_workers,
-                                           persistent_workers=False), len(batches)
+        batches = batches_for_epoch(
+            keys,
+            self.t.batch_size,
+            self.seed,
+            epoch,
+            shuffle,
+            self.dist.rank if shuffle else 0,
+            self.dist.world if shuffle else 1,
+        )
+        return torch.utils.data.DataLoader(
+            data,
+            batch_sampler=batches,
+            collate_fn=self.task.collate,
+            num_workers=self.t.data.num_workers,
+            persistent_workers=False,
+        ), len(batches)
 
     def _to_device(self, batch):
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                for k, v in batch.items()}
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self):
@@ -325,13 +395,20 @@ class Trainer:
         if not self.dist.is_main:
             return
         state = {
-            "epoch": epoch, "complete": complete, "step": self.step,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch,
+            "complete": complete,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": rng_state(),
-            "history": self.history, "best": self.best, "architecture": self.arch, "model_kwargs": self.kwargs,
-            "task_config": self.task_config, "training_phil": self.training_phil,
+            "history": self.history,
+            "best": self.best,
+            "architecture": self.arch,
+            "model_kwargs": self.kwargs,
+            "task_config": self.task_config,
+            "training_phil": self.training_phil,
         }
         with atomic_path(self.checkpoint_path()) as tmp:
             torch.save(state, tmp)
@@ -345,8 +422,10 @@ class Trainer:
         except Exception as e:  # noqa: BLE001
             raise Sorry(f"Cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
         if state["architecture"] != self.arch or state["model_kwargs"] != self.kwargs:
-            raise Sorry(f"{path} was made with another model ({state['architecture']} {state['model_kwargs']}); "
-                        "use the same parameters to resume, or another output.directory.")
+            raise Sorry(
+                f"{path} was made with another model ({state['architecture']} {state['model_kwargs']}); "
+                "use the same parameters to resume, or another output.directory."
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -373,8 +452,10 @@ class Trainer:
                 pred = self.task.forward(self.net, batch)
                 loss = self.task.loss(pred.float(), batch, self.t.loss)
             if not torch.isfinite(loss):
-                raise Sorry(f"The loss became non-finite ({loss.item()}) at epoch {epoch + 1}, step {self.step + 1}. "
-                            "Lower optimizer.learning_rate or enable clip_grad_norm.")
+                raise Sorry(
+                    f"The loss became non-finite ({loss.item()}) at epoch {epoch + 1}, step {self.step + 1}. "
+                    "Lower optimizer.learning_rate or enable clip_grad_norm."
+                )
             scaled = loss / self.t.accumulate
             if self.scaler is not None:
                 self.scaler.scale(scaled).backward()
@@ -423,7 +504,7 @@ class Trainer:
             metas = [self.val_base.meta(int(j)) for j in batch["index"]]
             rows += self.task.metrics(pred.float(), batch, metas)
         summary = {"val_loss": total / max(count, 1)}
-        for key in (rows[0] if rows else {}):
+        for key in rows[0] if rows else {}:
             vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
             if vals and key == "inverted_hand":
                 summary["fraction_inverted_hand"] = float(np.mean(vals))
@@ -441,8 +522,11 @@ class Trainer:
         stale = 0
         for epoch in range(self.start_epoch, t.epochs):
             t0 = time.time()
-            bar = bar_factory(len(self.train_data) // self.dist.world, f"epoch {epoch + 1}/{t.epochs}") \
-                if bar_factory else None
+            bar = (
+                bar_factory(len(self.train_data) // self.dist.world, f"epoch {epoch + 1}/{t.epochs}")
+                if bar_factory
+                else None
+            )
             train_loss, stopped, seen = self.train_epoch(epoch, deadline, bar)
             if bar is not None:
                 bar.close()
@@ -452,16 +536,24 @@ class Trainer:
                 self.scheduler.step()
             elif self.schedule_unit == "plateau":
                 self.scheduler.step(val["val_loss"])
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **val,
-                   "learning_rate": self.optimizer.param_groups[0]["lr"],
-                   "train_seconds": round(train_seconds, 3), "examples_seen": seen, "examples_per_second":
-                   round(seen / train_seconds, 2) if train_seconds > 0 else None}
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **val,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "train_seconds": round(train_seconds, 3),
+                "examples_seen": seen,
+                "examples_per_second": round(seen / train_seconds, 2) if train_seconds > 0 else None,
+            }
             self.history.append(row)
             self.log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
             if val["val_loss"] < self.best["val_loss"]:
-                self.best = {"val_loss": val["val_loss"], "epoch": epoch + 1,
-                             "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                             "metrics": row}
+                self.best = {
+                    "val_loss": val["val_loss"],
+                    "epoch": epoch + 1,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                    "metrics": row,
+                }
                 stale = 0
             else:
                 stale += 1
@@ -481,10 +573,20 @@ class Trainer:
             state = self.best["state_dict"] or self.model.state_dict()
             model = ARCHITECTURES[self.arch](**self.kwargs)
             model.load_state_dict(state)
-            model_file.save_model(path, model, self.arch, self.kwargs, self.task_config, self.training_phil,
-                                  metrics=self.best["metrics"],
-                                  extra={"n_parameters": self.n_parameters(), "best_epoch": self.best["epoch"],
-                                         "epochs_run": len(self.history)})
+            model_file.save_model(
+                path,
+                model,
+                self.arch,
+                self.kwargs,
+                self.task_config,
+                self.training_phil,
+                metrics=self.best["metrics"],
+                extra={
+                    "n_parameters": self.n_parameters(),
+                    "best_epoch": self.best["epoch"],
+                    "epochs_run": len(self.history),
+                },
+            )
         if self.dist.world > 1:
             import torch.distributed as dist
 

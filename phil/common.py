@@ -4,6 +4,7 @@ Included in a program's master PHIL with::
 
     include scope ml_phasing.phil.common.phil_scope
 """
+
 import iotbx.phil
 import libtbx.phil
 

@@ -1,7 +1,9 @@
 """PHIL parameters of ml_phasing.extend_resolution."""
+
 from ml_phasing.phil.solve import solve_phil_str
 
-phil_str = """
+phil_str = (
+    """
 include scope ml_phasing.phil.common.phil_scope
 input {
   include scope ml_phasing.phil.common.reflection_input_phil_scope
@@ -28,4 +30,6 @@ solve_data = *extended measured
            lunch to the target resolution (extended), or phase the measured data alone \\
            (measured: the ab initio baseline, charge flipping then P1 dual-space and \\
            random starts)."
-""" % solve_phil_str
+"""
+    % solve_phil_str
+)

@@ -2,6 +2,7 @@
 
 Included by ml_phasing.train as ``model { include scope ml_phasing.phil.model.phil_scope }``.
 """
+
 import libtbx.phil
 
 phil_str = """

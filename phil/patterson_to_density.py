@@ -1,7 +1,9 @@
 """PHIL parameters of ml_phasing.patterson_to_density."""
+
 from ml_phasing.phil.solve import solve_phil_str
 
-phil_str = """
+phil_str = (
+    """
 include scope ml_phasing.phil.common.phil_scope
 input {
   include scope ml_phasing.phil.common.reflection_input_phil_scope
@@ -37,4 +39,6 @@ output {
     .type = bool
     .help = "Write <prefix>_density.ccp4."
 }
-""" % solve_phil_str
+"""
+    % solve_phil_str
+)

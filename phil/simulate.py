@@ -1,4 +1,5 @@
 """PHIL parameters of ml_phasing.simulate."""
+
 from ml_phasing.residue_geometry import AMINO_ACIDS
 
 phil_str = """

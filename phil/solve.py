@@ -1,4 +1,5 @@
 """PHIL parameters of ml_phasing.solve (and the engine scope the other programs include)."""
+
 import libtbx.phil
 
 engine_phil_str = """

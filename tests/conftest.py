@@ -1,6 +1,7 @@
 """Shared fixtures. Import order matters: boost_adaptbx, then torch, then the rest
 (see ml_phasing/__init__.py): a test module importing gemmi first would otherwise
 kill the whole run with a segfault."""
+
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
@@ -36,12 +37,15 @@ def console_script(name):
 
 def run_script(name, *args, cwd=None, timeout=600):
     """Run an installed console script; return CompletedProcess with text output."""
-    return subprocess.run([console_script(name), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [console_script(name), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_clean_exit(proc, code=0):
-    assert proc.returncode == code, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    assert proc.returncode == code, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
 
 

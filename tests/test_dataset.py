@@ -1,4 +1,5 @@
 """Determinism, sharding, resumption and the torch Dataset."""
+
 import os
 
 import numpy as np
@@ -9,8 +10,14 @@ from conftest import assert_clean_exit, run_script
 from ml_phasing import dataset, simulation
 from ml_phasing.hkl_box import CHANNELS
 
-ARGS = ["n_examples=7", "examples_per_shard=3", "d_min_low=2.0", "d_min_high=1.5",
-        "random_atoms.n_atoms_max=14", "random_seed=11"]
+ARGS = [
+    "n_examples=7",
+    "examples_per_shard=3",
+    "d_min_low=2.0",
+    "d_min_high=1.5",
+    "random_atoms.n_atoms_max=14",
+    "random_seed=11",
+]
 
 
 def shard_bytes(directory):
@@ -26,8 +33,7 @@ def serial(tmp_path_factory):
 
 
 def test_same_seed_same_bytes_and_nproc_independent(serial, tmp_path):
-    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "nproc=2", "output.directory=ds",
-                                 cwd=tmp_path))
+    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "nproc=2", "output.directory=ds", cwd=tmp_path))
     a, b = shard_bytes(serial), shard_bytes(tmp_path / "ds")
     assert list(a) == ["shard_00000.h5", "shard_00001.h5", "shard_00002.h5"]
     assert a == b
@@ -36,8 +42,9 @@ def test_same_seed_same_bytes_and_nproc_independent(serial, tmp_path):
 
 def test_array_jobs_equal_serial(serial, tmp_path):
     for k in (2, 0, 1):  # any order, one process each
-        assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, f"shard_index={k}",
-                                     "output.directory=ds", cwd=tmp_path))
+        assert_clean_exit(
+            run_script("ml_phasing.simulate", *ARGS, f"shard_index={k}", "output.directory=ds", cwd=tmp_path)
+        )
     assert shard_bytes(serial) == shard_bytes(tmp_path / "ds")
 
 
@@ -59,6 +66,7 @@ def test_rerun_replaces_truncated_shard_and_stale_partials(serial, tmp_path):
     proc = run_script("ml_phasing.simulate", *ARGS, "output.directory=ds", "--json", cwd=tmp_path)
     assert_clean_exit(proc)
     import json
+
     result = json.loads((tmp_path / "simulate_result.json").read_text())
     assert result["shards_kept"] == [0] and result["shards_written"] == [1, 2]
     assert shard_bytes(serial) == shard_bytes(ds)
@@ -99,7 +107,7 @@ def test_reader_fields_metadata_and_dense_box(serial):
     assert box.shape[0] == len(CHANNELS)
     lo, hi = ds.base.hkl_box
     assert box.shape[1:] == tuple(hi - lo + 1)
-    masks = box[CHANNELS.index("mask_measured"):]
+    masks = box[CHANNELS.index("mask_measured") :]
     assert masks.sum(0).max() == 1  # every voxel has at most one role
     n_refl = len(item["reflections/indices"])
     assert masks[0].sum() + masks[1].sum() == n_refl
@@ -125,8 +133,9 @@ def test_reader_rejects_missing_fields(serial):
 
 
 def test_compressed_shards_read_the_same(serial, tmp_path):
-    assert_clean_exit(run_script("ml_phasing.simulate", *ARGS, "output.directory=ds",
-                                 "output.compression=gzip", cwd=tmp_path))
+    assert_clean_exit(
+        run_script("ml_phasing.simulate", *ARGS, "output.directory=ds", "output.compression=gzip", cwd=tmp_path)
+    )
     a = dataset.SimulatedDataset(str(serial))
     b = dataset.SimulatedDataset(str(tmp_path / "ds"))
     for i in (0, 6):

@@ -1,4 +1,5 @@
 """ml_phasing.evaluate end to end on data from ml_phasing.simulate."""
+
 import json
 import re
 import shlex
@@ -13,9 +14,16 @@ from conftest import assert_clean_exit, run_script
 def data(tmp_path_factory):
     """Two simulated P21 examples (MTZ with FC/PHIC, maps, CIF) and derived predictions."""
     base = tmp_path_factory.mktemp("evaluate")
-    args = ["n_examples=2", "write_examples=2", "d_min_low=1.5", "d_min_high=1.2",
-            "random_atoms.space_groups=P21", "random_atoms.n_atoms_min=10", "random_atoms.n_atoms_max=14",
-            "output.directory=sim"]
+    args = [
+        "n_examples=2",
+        "write_examples=2",
+        "d_min_low=1.5",
+        "d_min_high=1.2",
+        "random_atoms.space_groups=P21",
+        "random_atoms.n_atoms_min=10",
+        "random_atoms.n_atoms_max=14",
+        "output.directory=sim",
+    ]
     assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=base))
     ex = base / "sim" / "examples"
     # Predictions: the truth shifted by an allowed origin shift and inverted (must read 0),
@@ -45,15 +53,29 @@ def evaluate(cwd, *args):
 
 
 def test_shifted_inverted_copy_reads_zero(data):
-    proc, res = evaluate(data, "reference.file=sim/examples/example_00000.mtz", "reference.labels=FC,PHIC",
-                         "prediction.file=shifted.mtz", "prediction.labels=FWT,PHWT", "--overwrite")
+    proc, res = evaluate(
+        data,
+        "reference.file=sim/examples/example_00000.mtz",
+        "reference.labels=FC,PHIC",
+        "prediction.file=shifted.mtz",
+        "prediction.labels=FWT,PHWT",
+        "--overwrite",
+    )
     r = res["predictions"][0]
     assert r["phases"]["overall"]["mean_phase_error"] < 0.01
     assert r["phases"]["inverted_hand"] is True
     assert r["map_cc_aligned"] == pytest.approx(1.0, abs=1e-6) and r["map_cc"] < 0.9
     assert r["amplitudes"]["r_factor"] == pytest.approx(0.0, abs=1e-6)
-    for name in ("evaluate.json", "evaluate_shells.csv", "evaluate_phase_error.png", "evaluate_fraction_60.png",
-                 "evaluate_r_factor.png", "evaluate_maps.png", "evaluate_voxels.png", "evaluate.log"):
+    for name in (
+        "evaluate.json",
+        "evaluate_shells.csv",
+        "evaluate_phase_error.png",
+        "evaluate_fraction_60.png",
+        "evaluate_r_factor.png",
+        "evaluate_maps.png",
+        "evaluate_voxels.png",
+        "evaluate.log",
+    ):
         assert (data / name).stat().st_size > 0, name
     assert (data / "evaluate.png").exists() is False
     csv = (data / "evaluate_shells.csv").read_text().splitlines()
@@ -62,24 +84,35 @@ def test_shifted_inverted_copy_reads_zero(data):
 
 
 def test_phases_with_fom_and_several_predictions(data):
-    _, res = evaluate(data, "reference.file=sim/examples/example_00000.mtz",
-                      "prediction.file=shifted.mtz", "prediction.file=random.mtz",
-                      "prediction.phase_label=PHWT", "prediction.fom_label=FOM", "--overwrite",
-                      "output.prefix=several")
+    _, res = evaluate(
+        data,
+        "reference.file=sim/examples/example_00000.mtz",
+        "prediction.file=shifted.mtz",
+        "prediction.file=random.mtz",
+        "prediction.phase_label=PHWT",
+        "prediction.fom_label=FOM",
+        "--overwrite",
+        "output.prefix=several",
+    )
     first, second = res["predictions"]
     assert first["prediction_kind"] == "phases"
     assert first["phases"]["overall"]["fom_weighted_phase_error"] < 0.01
     assert 75 < second["phases"]["overall"]["mean_phase_error"] < 95
     assert res["summary"]["n_predictions"] == 2
     assert res["summary"]["mean_phase_error"]["median"] == pytest.approx(
-        np.median([first["phases"]["overall"]["mean_phase_error"], second["phases"]["overall"]["mean_phase_error"]]))
+        np.median([first["phases"]["overall"]["mean_phase_error"], second["phases"]["overall"]["mean_phase_error"]])
+    )
     assert (data / "several_distribution.png").exists()
 
 
 def test_model_reference_and_map_prediction(data):
-    _, res = evaluate(data, "reference.file=sim/examples/example_00001.cif",
-                      "prediction.file=sim/examples/example_00001_density.ccp4", "--overwrite",
-                      "output.prefix=model_map")
+    _, res = evaluate(
+        data,
+        "reference.file=sim/examples/example_00001.cif",
+        "prediction.file=sim/examples/example_00001_density.ccp4",
+        "--overwrite",
+        "output.prefix=model_map",
+    )
     r = res["predictions"][0]
     assert r["d_min"] == pytest.approx(1.5, abs=0.02)  # read from the map's content
     assert r["phases"]["overall"]["mean_phase_error"] < 0.5  # model F (cctbx) vs map made from them
@@ -89,36 +122,76 @@ def test_model_reference_and_map_prediction(data):
 
 
 def test_map_against_map(data):
-    _, res = evaluate(data, "reference.file=sim/examples/example_00000_density.ccp4",
-                      "prediction.file=sim/examples/example_00000_density.ccp4", "--overwrite",
-                      "output.prefix=mapmap")
+    _, res = evaluate(
+        data,
+        "reference.file=sim/examples/example_00000_density.ccp4",
+        "prediction.file=sim/examples/example_00000_density.ccp4",
+        "--overwrite",
+        "output.prefix=mapmap",
+    )
     r = res["predictions"][0]
     assert r["map_cc_aligned"] == pytest.approx(1.0, abs=1e-6) and r["ssim"] == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=shifted.mtz",
-      "reference.labels=FOO,PHFOO"], "available: F,SIGF, FC,PHIC"),
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=sim/examples/example_00001.mtz",
-      "prediction.labels=FC,PHIC"], "Different unit cells"),
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=missing.mtz"], "not found"),
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=truncated.mtz"], "Cannot read"),
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=shifted.mtz",
-      "prediction.fom_label=NOPE"], "No column 'NOPE'"),
-    (["reference.file=sim/examples/example_00000.mtz", "prediction.file=sim/examples/example_00000_density.ccp4",
-      "d_min=40"], "No reflections in common"),
-    (["prediction.file=shifted.mtz"], "reference.file"),
-    (["reference.file=sim/examples/example_00000_density.ccp4",
-      "prediction.file=sim/examples/example_00000_patterson_coarse.ccp4"], "different grids"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            [
+                "reference.file=sim/examples/example_00000.mtz",
+                "prediction.file=shifted.mtz",
+                "reference.labels=FOO,PHFOO",
+            ],
+            "available: F,SIGF, FC,PHIC",
+        ),
+        (
+            [
+                "reference.file=sim/examples/example_00000.mtz",
+                "prediction.file=sim/examples/example_00001.mtz",
+                "prediction.labels=FC,PHIC",
+            ],
+            "Different unit cells",
+        ),
+        (["reference.file=sim/examples/example_00000.mtz", "prediction.file=missing.mtz"], "not found"),
+        (["reference.file=sim/examples/example_00000.mtz", "prediction.file=truncated.mtz"], "Cannot read"),
+        (
+            [
+                "reference.file=sim/examples/example_00000.mtz",
+                "prediction.file=shifted.mtz",
+                "prediction.fom_label=NOPE",
+            ],
+            "No column 'NOPE'",
+        ),
+        (
+            [
+                "reference.file=sim/examples/example_00000.mtz",
+                "prediction.file=sim/examples/example_00000_density.ccp4",
+                "d_min=40",
+            ],
+            "No reflections in common",
+        ),
+        (["prediction.file=shifted.mtz"], "reference.file"),
+        (
+            [
+                "reference.file=sim/examples/example_00000_density.ccp4",
+                "prediction.file=sim/examples/example_00000_patterson_coarse.ccp4",
+            ],
+            "different grids",
+        ),
+    ],
+)
 def test_bad_input_gives_sorry(data, args, message):
     full = (data / "shifted.mtz").read_bytes()
     (data / "truncated.mtz").write_bytes(full[: len(full) // 3])
     from ml_phasing.map_io import read_ccp4_map, write_ccp4_map
     from cctbx import uctbx
+
     m, cell = read_ccp4_map(str(data / "sim" / "examples" / "example_00000_density.ccp4"))
-    write_ccp4_map(str(data / "sim" / "examples" / "example_00000_patterson_coarse.ccp4"),
-                   uctbx.unit_cell(cell), m[::2, ::2, ::2].copy())
+    write_ccp4_map(
+        str(data / "sim" / "examples" / "example_00000_patterson_coarse.ccp4"),
+        uctbx.unit_cell(cell),
+        m[::2, ::2, ::2].copy(),
+    )
     proc = run_script("ml_phasing.evaluate", *args, "--overwrite", "output.prefix=bad", cwd=data)
     assert_clean_exit(proc, 1)
     assert proc.stderr.lstrip().startswith("Sorry:") and message in proc.stderr, proc.stderr
@@ -127,8 +200,13 @@ def test_bad_input_gives_sorry(data, args, message):
 
 def test_existing_outputs_need_overwrite(data):
     (data / "keep.json").write_text("{}")
-    proc = run_script("ml_phasing.evaluate", "reference.file=sim/examples/example_00000.mtz",
-                      "prediction.file=shifted.mtz", "output.prefix=keep", cwd=data)
+    proc = run_script(
+        "ml_phasing.evaluate",
+        "reference.file=sim/examples/example_00000.mtz",
+        "prediction.file=shifted.mtz",
+        "output.prefix=keep",
+        cwd=data,
+    )
     assert_clean_exit(proc, 1)
     assert "--overwrite" in proc.stderr and (data / "keep.json").read_text() == "{}"
 

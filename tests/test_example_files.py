@@ -1,4 +1,5 @@
 """write_examples: MTZ, CCP4 maps and structures read back by iotbx and by gemmi."""
+
 import numpy as np
 import pytest
 
@@ -9,17 +10,31 @@ from ml_phasing import dataset
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
     base = tmp_path_factory.mktemp("examples")
-    args = ["n_examples=3", "write_examples=2", "d_min_low=1.8", "d_min_high=1.4",
-            "random_atoms.space_groups=P21", "random_atoms.n_atoms_max=14", "output.directory=ds"]
+    args = [
+        "n_examples=3",
+        "write_examples=2",
+        "d_min_low=1.8",
+        "d_min_high=1.4",
+        "random_atoms.space_groups=P21",
+        "random_atoms.n_atoms_max=14",
+        "output.directory=ds",
+    ]
     assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=base))
     return base / "ds"
 
 
 def test_files_written(examples):
     names = sorted(p.name for p in (examples / "examples").iterdir())
-    assert names == ["example_00000.cif", "example_00000.mtz", "example_00000_density.ccp4",
-                     "example_00000_patterson.ccp4", "example_00001.cif", "example_00001.mtz",
-                     "example_00001_density.ccp4", "example_00001_patterson.ccp4"]
+    assert names == [
+        "example_00000.cif",
+        "example_00000.mtz",
+        "example_00000_density.ccp4",
+        "example_00000_patterson.ccp4",
+        "example_00001.cif",
+        "example_00001.mtz",
+        "example_00001_density.ccp4",
+        "example_00001_patterson.ccp4",
+    ]
 
 
 def test_mtz_iotbx_and_gemmi(examples):
@@ -86,16 +101,23 @@ def test_cif_round_trip(examples):
     import iotbx.cif
 
     ds = dataset.SimulatedDataset(str(examples))
-    xs = list(iotbx.cif.reader(file_path=str(examples / "examples" / "example_00000.cif"))
-              .build_crystal_structures().values())[0]
+    xs = list(
+        iotbx.cif.reader(file_path=str(examples / "examples" / "example_00000.cif")).build_crystal_structures().values()
+    )[0]
     np.testing.assert_allclose(np.array(xs.sites_frac()), ds[0]["atoms/sites_frac"], atol=1e-5)
 
 
 def test_peptide_example_pdb_reads_in_gemmi(tmp_path):
     import gemmi
 
-    args = ["source=peptides", "n_examples=1", "write_examples=1", "d_min_high=1.5",
-            "outputs.patterson=False", "output.directory=ds"]
+    args = [
+        "source=peptides",
+        "n_examples=1",
+        "write_examples=1",
+        "d_min_high=1.5",
+        "outputs.patterson=False",
+        "output.directory=ds",
+    ]
     assert_clean_exit(run_script("ml_phasing.simulate", *args, cwd=tmp_path))
     st = gemmi.read_structure(str(tmp_path / "ds" / "examples" / "example_00000.pdb"))
     assert st.cell.a == pytest.approx(10.0)

@@ -1,4 +1,5 @@
 """ml_phasing.extend_resolution with a small model trained in the fixture."""
+
 import json
 import os
 import shlex
@@ -13,15 +14,40 @@ from conftest import assert_clean_exit, run_script
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("ext")
-    common = ["random_atoms.space_groups=P21", "random_atoms.n_atoms_min=12", "random_atoms.n_atoms_max=12",
-              "outputs.patterson=False", "outputs.density=False", "d_min_low=0.9", "d_min_high=0.8"]
-    assert_clean_exit(run_script("ml_phasing.simulate", *common, "n_examples=12", "output.directory=train",
-                                 cwd=base))
-    assert_clean_exit(run_script("ml_phasing.simulate", *common, "n_examples=1", "write_examples=1",
-                                 "random_seed=3", "output.directory=held", cwd=base))
-    assert_clean_exit(run_script("ml_phasing.train", "task=extend_resolution", "train.data.train=train", "epochs=1",
-                                 "batch_size=4", "model.fft_unet.base_channels=2", "model.fft_unet.depth=1",
-                                 "output.directory=model", cwd=base))
+    common = [
+        "random_atoms.space_groups=P21",
+        "random_atoms.n_atoms_min=12",
+        "random_atoms.n_atoms_max=12",
+        "outputs.patterson=False",
+        "outputs.density=False",
+        "d_min_low=0.9",
+        "d_min_high=0.8",
+    ]
+    assert_clean_exit(run_script("ml_phasing.simulate", *common, "n_examples=12", "output.directory=train", cwd=base))
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            *common,
+            "n_examples=1",
+            "write_examples=1",
+            "random_seed=3",
+            "output.directory=held",
+            cwd=base,
+        )
+    )
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.train",
+            "task=extend_resolution",
+            "train.data.train=train",
+            "epochs=1",
+            "batch_size=4",
+            "model.fft_unet.base_channels=2",
+            "model.fft_unet.depth=1",
+            "output.directory=model",
+            cwd=base,
+        )
+    )
     shutil.copy(base / "held" / "examples" / "example_00000.mtz", base / "data.mtz")
     shutil.copy(base / "model" / "model.pt", base / "ext_model.pt")
     return base
@@ -40,9 +66,15 @@ def test_shipped_models_are_in_the_package():
         assert cfg["space_group_numbers"] == [1, 2, 4, 5, 14, 19]  # P1 P-1 P21 C2 P21/c P212121
 
 
-@pytest.mark.parametrize("d_data, target, expected", [
-    (1.2, None, "extend_1.2_to_1.0A"), (0.9, None, "extend_1.2_to_1.0A"), (1.5, None, "extend_1.5_to_0.8A"),
-    (1.0, 0.8, "extend_1.5_to_0.8A")])
+@pytest.mark.parametrize(
+    "d_data, target, expected",
+    [
+        (1.2, None, "extend_1.2_to_1.0A"),
+        (0.9, None, "extend_1.2_to_1.0A"),
+        (1.5, None, "extend_1.5_to_0.8A"),
+        (1.0, 0.8, "extend_1.5_to_0.8A"),
+    ],
+)
 def test_default_model_fits_the_data(d_data, target, expected):
     from ml_phasing.resolution_extension import SHIPPED_MODELS, resolve_model
 
@@ -56,8 +88,18 @@ def held_out(tmp_path_factory):
     """A crystal from the 1.2 -> 1.0 A model's own recipe (held-out seed): F to 1.2 A, FC to 1.0 A."""
     base = tmp_path_factory.mktemp("held")
     recipe = os.path.join(os.path.dirname(__file__), "..", "phil", "extend_1.2_to_1.0A_simulate.eff")
-    assert_clean_exit(run_script("ml_phasing.simulate", recipe, "n_examples=1", "write_examples=1", "nproc=1",
-                                 "random_seed=1000003", "output.directory=held", cwd=base))
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            recipe,
+            "n_examples=1",
+            "write_examples=1",
+            "nproc=1",
+            "random_seed=1000003",
+            "output.directory=held",
+            cwd=base,
+        )
+    )
     return base
 
 
@@ -69,8 +111,13 @@ def _mtz_arrays(path):
 
 def test_main_job_with_the_shipped_model(held_out):
     """Run with no model= at all."""
-    proc = run_script("ml_phasing.extend_resolution", "held/examples/example_00000.mtz", "output.prefix=ext",
-                      "--overwrite", cwd=held_out)
+    proc = run_script(
+        "ml_phasing.extend_resolution",
+        "held/examples/example_00000.mtz",
+        "output.prefix=ext",
+        "--overwrite",
+        cwd=held_out,
+    )
     assert_clean_exit(proc)
     summary = json.loads((held_out / "ext.json").read_text())
     assert summary["model"].endswith("extend_1.2_to_1.0A.pt") and summary["d_min_target"] == 1.0
@@ -95,8 +142,7 @@ def test_measured_reflections_beyond_the_model_input_pass_through(held_out):
     fc = _mtz_arrays(held_out / "held/examples/example_00000.mtz")["FC,PHIC"].as_amplitude_array()
     write_mtz(str(held_out / "to_1.1.mtz"), [(fc.resolution_filter(d_min=1.1), "F")])
     write_mtz(str(held_out / "to_1.0.mtz"), [(fc, "F")])
-    proc = run_script("ml_phasing.extend_resolution", "to_1.1.mtz", "output.prefix=p11", "--overwrite",
-                      cwd=held_out)
+    proc = run_script("ml_phasing.extend_resolution", "to_1.1.mtz", "output.prefix=p11", "--overwrite", cwd=held_out)
     assert_clean_exit(proc)
     arrays = _mtz_arrays(held_out / "p11.mtz")
     ext, flag = arrays["F_EXT,SIGF_EXT"], arrays["PREDICTED"]
@@ -104,8 +150,7 @@ def test_measured_reflections_beyond_the_model_input_pass_through(held_out):
     predicted = flag.common_set(ext).data().as_numpy_array() == 1
     np.testing.assert_array_equal(predicted, d < 1.1 * (1 - 1e-6))
     kept = ext.select(flex_bool(~predicted))
-    np.testing.assert_allclose(kept.data().as_numpy_array(),
-                               fc.common_set(kept).data().as_numpy_array(), rtol=1e-5)
+    np.testing.assert_allclose(kept.data().as_numpy_array(), fc.common_set(kept).data().as_numpy_array(), rtol=1e-5)
     proc = run_script("ml_phasing.extend_resolution", "to_1.0.mtz", "output.prefix=p10", cwd=held_out)
     assert_clean_exit(proc, 1)
     assert "nothing to predict" in proc.stderr and not list(held_out.glob("p10.*"))
@@ -147,40 +192,59 @@ def test_solve_baseline_on_measured_data(setup):
     """The phasing engine on the 0.9 A measured data solves this 12-atom P21 structure (seeded: it must)."""
     import iotbx.cif
 
-    truth = list(iotbx.cif.reader(file_path=str(setup / "held/examples/example_00000.cif"))
-                 .build_crystal_structures().values())[0]
+    truth = list(
+        iotbx.cif.reader(file_path=str(setup / "held/examples/example_00000.cif")).build_crystal_structures().values()
+    )[0]
     counts = {}
     for sc in truth.scatterers():
         counts[sc.scattering_type] = counts.get(sc.scattering_type, 0) + 1
     composition = " ".join(f"{e}{n}" for e, n in counts.items())
-    proc = run_script("ml_phasing.extend_resolution", "data.mtz", "model=ext_model.pt", "solve=True",
-                      "solve_data=measured", f"composition={composition}", "engine.molecule=False",
-                      "output.prefix=base", "--overwrite", cwd=setup)
+    proc = run_script(
+        "ml_phasing.extend_resolution",
+        "data.mtz",
+        "model=ext_model.pt",
+        "solve=True",
+        "solve_data=measured",
+        f"composition={composition}",
+        "engine.molecule=False",
+        "output.prefix=base",
+        "--overwrite",
+        cwd=setup,
+    )
     assert_clean_exit(proc)
     summary = json.loads((setup / "base.json").read_text())
     assert summary["solution"]["solved"], summary["solution"]["starts"]
     for s in (".mtz", "_map.ccp4", ".pdb", ".res", ".cif"):
         assert (setup / f"base_solve{s}").stat().st_size > 0
-    proc = run_script("ml_phasing.evaluate", "reference.file=held/examples/example_00000.cif",
-                      "prediction.file=base_solve.mtz", "prediction.labels=FWT,PHWT", "--json", "--overwrite",
-                      cwd=setup)
+    proc = run_script(
+        "ml_phasing.evaluate",
+        "reference.file=held/examples/example_00000.cif",
+        "prediction.file=base_solve.mtz",
+        "prediction.labels=FWT,PHWT",
+        "--json",
+        "--overwrite",
+        cwd=setup,
+    )
     assert_clean_exit(proc)
     r = json.loads((setup / "evaluate_result.json").read_text())["predictions"][0]
     assert r["atoms"]["fraction_matched"] == 1.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["lowres2.mtz"], "needs them to 1.50"),
-    (["data.mtz", "model=ext_model.pt", "d_min_target=0.5"], "finer than the model"),
-    (["data.mtz", "model=ext_model.pt", "composition=C200"], "composition"),
-    (["data.mtz", "model=ext_model.pt", "composition=Xq3"], "composition"),
-    (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P2"], "has not seen space group"),
-    (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P212121"], "does not fit the unit cell"),
-    (["lowres.mtz", "model=ext_model.pt"], "needs them to 0.90"),
-    (["truncated.mtz"], "Cannot read"),
-    (["nan.mtz", "model=ext_model.pt"], "NaN"),
-    (["phases_only.mtz"], "No amplitude or intensity columns"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["lowres2.mtz"], "needs them to 1.50"),
+        (["data.mtz", "model=ext_model.pt", "d_min_target=0.5"], "finer than the model"),
+        (["data.mtz", "model=ext_model.pt", "composition=C200"], "composition"),
+        (["data.mtz", "model=ext_model.pt", "composition=Xq3"], "composition"),
+        (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P2"], "has not seen space group"),
+        (["data.mtz", "model=ext_model.pt", "symmetry.space_group=P212121"], "does not fit the unit cell"),
+        (["lowres.mtz", "model=ext_model.pt"], "needs them to 0.90"),
+        (["truncated.mtz"], "Cannot read"),
+        (["nan.mtz", "model=ext_model.pt"], "NaN"),
+        (["phases_only.mtz"], "No amplitude or intensity columns"),
+    ],
+)
 def test_bad_input(setup, args, message):
     import iotbx.mtz
     from ml_phasing.map_io import write_mtz

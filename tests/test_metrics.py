@@ -1,17 +1,30 @@
 """Metrics against constructed truths: shifted/inverted copies, random phases, known matches."""
+
 import numpy as np
 import pytest
 
 from ml_phasing import observables
-from ml_phasing.metrics import (compare_maps, map_cc, patterson_consistency, phase_statistics,
-                                r_factor, r_factor_by_shell, ssim3d)
+from ml_phasing.metrics import (
+    compare_maps,
+    map_cc,
+    patterson_consistency,
+    phase_statistics,
+    r_factor,
+    r_factor_by_shell,
+    ssim3d,
+)
 from ml_phasing.metrics.atoms import atom_recovery, interatomic_vector_match, peak_sites
 from ml_phasing.metrics.origin import origin_structure
 from test_physics import structure
 
 # (space group, an allowed origin shift); C2's mixes a polar (y) and discrete parts.
-CASES = [("P1", (0.137, 0.52, 0.911)), ("P21", (0.5, 0.3141, 0.0)), ("P21/c", (0.5, 0.5, 0.0)),
-         ("P212121", (0.5, 0.0, 0.5)), ("C2", (0.5, 0.123, 0.5))]
+CASES = [
+    ("P1", (0.137, 0.52, 0.911)),
+    ("P21", (0.5, 0.3141, 0.0)),
+    ("P21/c", (0.5, 0.5, 0.0)),
+    ("P212121", (0.5, 0.0, 0.5)),
+    ("C2", (0.5, 0.123, 0.5)),
+]
 
 
 def copies(symbol, shift, inverted):
@@ -26,8 +39,7 @@ def copies(symbol, shift, inverted):
 
 
 def arrays(f):
-    return (np.asarray(f.indices(), float), f.d_spacings().data().as_numpy_array(),
-            f.data().as_numpy_array())
+    return (np.asarray(f.indices(), float), f.d_spacings().data().as_numpy_array(), f.data().as_numpy_array())
 
 
 @pytest.mark.parametrize("inverted", [False, True])

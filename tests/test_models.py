@@ -1,4 +1,5 @@
 """Every network: forward and backward on small odd sizes, shape contracts, state round trips."""
+
 import io
 
 import pytest
@@ -10,11 +11,17 @@ torch.manual_seed(0)
 
 GRID_MODELS = [
     ("unet3d", lambda: UNet3D(in_channels=2, out_channels=1, depth=1, base_channels=3), (2, 2, 6, 10, 14)),
-    ("unet3d_circular", lambda: UNet3D(depth=2, base_channels=2, padding_mode="circular", norm="instance",
-                                       out_activation="tanh"), (1, 1, 12, 8, 4)),
+    (
+        "unet3d_circular",
+        lambda: UNet3D(depth=2, base_channels=2, padding_mode="circular", norm="instance", out_activation="tanh"),
+        (1, 1, 12, 8, 4),
+    ),
     ("unet3d_out_shape", lambda: UNet3D(depth=1, base_channels=2, out_shape=(7, 9, 5)), (2, 1, 6, 6, 6)),
-    ("patterson", lambda: PattersonResNet(stem_channels=3, channels=5, n_blocks=2, kernel_size=3,
-                                          decoder_kernel_size=3), (2, 1, 6, 10, 14)),
+    (
+        "patterson",
+        lambda: PattersonResNet(stem_channels=3, channels=5, n_blocks=2, kernel_size=3, decoder_kernel_size=3),
+        (2, 1, 6, 10, 14),
+    ),
     ("fft_unet", lambda: FFTUNet3D(in_channels=4, depth=1, base_channels=3), (2, 4, 6, 10, 14)),
     ("mlp", lambda: MLP(in_shape=(1, 3, 5, 7), out_shape=(1, 5, 3, 3), hidden=(11,)), (3, 1, 3, 5, 7)),
 ]
@@ -47,7 +54,8 @@ def test_shape_contracts_are_clear():
         UNet3D(depth=2, base_channels=2)(torch.zeros(1, 1, 6, 8, 8))
     with pytest.raises(ValueError, match="divisible by 2"):
         PattersonResNet(stem_channels=2, channels=2, n_blocks=1, kernel_size=3, decoder_kernel_size=3)(
-            torch.zeros(1, 1, 5, 6, 6))
+            torch.zeros(1, 1, 5, 6, 6)
+        )
     with pytest.raises(ValueError, match=r"\(batch, channels, nx, ny, nz\)"):
         FFTUNet3D(depth=1, base_channels=2)(torch.zeros(1, 6, 6, 6))
     with pytest.raises(ValueError, match="MLP expects"):
@@ -60,8 +68,9 @@ def test_shape_contracts_are_clear():
 
 def test_patterson_net_is_periodic():
     """Circular padding: translating the input translates the output (before pooling effects)."""
-    net = PattersonResNet(stem_channels=3, channels=4, n_blocks=1, kernel_size=3, decoder_kernel_size=3,
-                          norm="none").eval()
+    net = PattersonResNet(
+        stem_channels=3, channels=4, n_blocks=1, kernel_size=3, decoder_kernel_size=3, norm="none"
+    ).eval()
     x = torch.randn(1, 1, 8, 8, 8)
     with torch.no_grad():
         a = torch.roll(net(x), shifts=(2, 4, 6), dims=(2, 3, 4))

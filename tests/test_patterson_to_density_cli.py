@@ -1,4 +1,5 @@
 """ml_phasing.patterson_to_density with the shipped model, as a crystallographer runs it."""
+
 import json
 import os
 import shlex
@@ -14,9 +15,19 @@ from ml_phasing.density_prediction import DEFAULT_MODEL
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("p2d")
-    assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=2", "write_examples=2",
-                                 "d_min_low=1.5", "d_min_high=1.5", "random_seed=99", "output.directory=sim",
-                                 cwd=base))
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            "source=peptides",
+            "n_examples=2",
+            "write_examples=2",
+            "d_min_low=1.5",
+            "d_min_high=1.5",
+            "random_seed=99",
+            "output.directory=sim",
+            cwd=base,
+        )
+    )
     shutil.copy(base / "sim" / "examples" / "example_00000.mtz", base / "data.mtz")
     return base
 
@@ -51,8 +62,16 @@ def test_outputs_open_in_gemmi_and_iotbx(data):
     mtz = gemmi.read_mtz_file(str(data / "data_p2d.mtz"))
     labels = [c.label for c in mtz.columns]
     assert labels == ["H", "K", "L", "F", "SIGF", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC"]
-    assert [mtz.column_with_label(x).type for x in ("F", "SIGF", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC")] == \
-        ["F", "Q", "F", "P", "P", "W", "F", "P"]
+    assert [mtz.column_with_label(x).type for x in ("F", "SIGF", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC")] == [
+        "F",
+        "Q",
+        "F",
+        "P",
+        "P",
+        "W",
+        "F",
+        "P",
+    ]
     fom = np.array(mtz.column_with_label("FOM"))
     assert np.all((fom >= 0) & (fom <= 1))
     iotbx_labels = [a.info().label_string() for a in iotbx.mtz.object(str(data / "data_p2d.mtz")).as_miller_arrays()]
@@ -72,9 +91,16 @@ def test_evaluate_against_truth(data):
     """The shipped model's phases are better than random on a held-out dialanine."""
     if not (data / "data_p2d.mtz").exists():
         assert_clean_exit(run_script("ml_phasing.patterson_to_density", "data.mtz", "--overwrite", cwd=data))
-    proc = run_script("ml_phasing.evaluate", "reference.file=data.mtz", "reference.labels=FC,PHIC",
-                      "prediction.file=data_p2d.mtz", "prediction.labels=FWT,PHWT", "--json", "--overwrite",
-                      cwd=data)
+    proc = run_script(
+        "ml_phasing.evaluate",
+        "reference.file=data.mtz",
+        "reference.labels=FC,PHIC",
+        "prediction.file=data_p2d.mtz",
+        "prediction.labels=FWT,PHWT",
+        "--json",
+        "--overwrite",
+        cwd=data,
+    )
     assert_clean_exit(proc)
     r = json.loads((data / "evaluate_result.json").read_text())["predictions"][0]
     assert r["phases"]["overall"]["f_weighted_phase_error"] < 80  # random phases read ~90
@@ -88,8 +114,12 @@ def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
 
     cs = crystal.symmetry((9.5, 9.0, 9.8, 90, 90, 90), "P21")
     sites = [("C1", (0.1, 0.2, 0.3)), ("N2", (0.25, 0.3, 0.15)), ("O3", (0.3, 0.05, 0.4)), ("C4", (0.05, 0.1, 0.1))]
-    xs = xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(
-        [xray.scatterer(label, site, u=0.1, scattering_type=label[0]) for label, site in sites]))
+    xs = xray.structure(
+        crystal_symmetry=cs,
+        scatterers=flex.xray_scatterer(
+            [xray.scatterer(label, site, u=0.1, scattering_type=label[0]) for label, site in sites]
+        ),
+    )
     fc = xs.structure_factors(d_min=1.5, algorithm="direct").f_calc()
     f = fc.as_amplitude_array()
     f = f.customized_copy(sigmas=f.data() * 0.01 + 0.1)
@@ -100,6 +130,7 @@ def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
     res = json.loads((tmp_path / "patterson_to_density_result.json").read_text())
     assert -1 <= res["symmetry_cc"] <= 1 and res["grid"] == [20, 18, 20]
     import iotbx.mtz
+
     out = {a.info().label_string(): a for a in iotbx.mtz.object(str(tmp_path / "p21_p2d.mtz")).as_miller_arrays()}
     fwt = out["FWT,PHWT"]
     assert str(fwt.space_group_info()) == "P 1 21 1" and fwt.size() == f.size()
@@ -123,6 +154,7 @@ def bad_files(data):
     nan[3] = float("nan")
     write_mtz(str(data / "nan.mtz"), [(f.customized_copy(data=nan), "F")])
     from cctbx import crystal
+
     big = f.customized_copy(crystal_symmetry=crystal.symmetry((20, 20, 20, 90, 90, 90), "P1"))
     write_mtz(str(data / "big.mtz"), [(big, "F")])
     low = f.resolution_filter(d_min=2.5)
@@ -132,17 +164,20 @@ def bad_files(data):
     return data
 
 
-@pytest.mark.parametrize("args, message", [
-    (["phases_only.mtz"], "No amplitude or intensity columns"),
-    (["truncated.mtz"], "Cannot read"),
-    (["negative.mtz"], "negative amplitudes"),
-    (["nan.mtz"], "NaN"),
-    (["big.mtz"], "too large for this model"),
-    (["lowres.mtz"], "model needs 1.50 A"),
-    (["data.hkl"], "no cell or space group"),
-    (["data.mtz", "input.labels=FOO,SIGFOO"], "available: F,SIGF"),
-    (["missing.mtz"], "missing.mtz"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["phases_only.mtz"], "No amplitude or intensity columns"),
+        (["truncated.mtz"], "Cannot read"),
+        (["negative.mtz"], "negative amplitudes"),
+        (["nan.mtz"], "NaN"),
+        (["big.mtz"], "too large for this model"),
+        (["lowres.mtz"], "model needs 1.50 A"),
+        (["data.hkl"], "no cell or space group"),
+        (["data.mtz", "input.labels=FOO,SIGFOO"], "available: F,SIGF"),
+        (["missing.mtz"], "missing.mtz"),
+    ],
+)
 def test_bad_input_gives_one_sorry_and_no_files(bad_files, args, message):
     prefix = "bad_" + args[0].split(".")[0]
     proc = run_script("ml_phasing.patterson_to_density", *args, f"output.prefix={prefix}", cwd=bad_files)
@@ -157,19 +192,35 @@ def test_model_for_another_task(bad_files, tmp_path):
     from ml_phasing.models import MLP
 
     net = MLP(in_shape=(1, 3, 3, 3), out_shape=(1, 3, 3, 3), hidden=(2,))
-    save_model(str(tmp_path / "other.pt"), net, "mlp", {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3],
-                                                          "hidden": [2], "dropout": 0.0},
-               {"task": "intensity_to_density"})
-    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", f"model={tmp_path / 'other.pt'}",
-                      "output.prefix=other", cwd=bad_files)
+    save_model(
+        str(tmp_path / "other.pt"),
+        net,
+        "mlp",
+        {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3], "hidden": [2], "dropout": 0.0},
+        {"task": "intensity_to_density"},
+    )
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "data.mtz",
+        f"model={tmp_path / 'other.pt'}",
+        "output.prefix=other",
+        cwd=bad_files,
+    )
     assert_clean_exit(proc, 1)
     assert "not 'patterson_to_density'" in proc.stderr
     del torch
 
 
 def test_shelx_hkl_with_symmetry(bad_files):
-    proc = run_script("ml_phasing.patterson_to_density", "data.hkl", "symmetry.unit_cell=10,10,10,90,90,90",
-                      "symmetry.space_group=P1", "output.prefix=hkl", "--overwrite", cwd=bad_files)
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "data.hkl",
+        "symmetry.unit_cell=10,10,10,90,90,90",
+        "symmetry.space_group=P1",
+        "output.prefix=hkl",
+        "--overwrite",
+        cwd=bad_files,
+    )
     assert_clean_exit(proc)
     assert "French-Wilson" in proc.stdout  # SHELX HKLF 4 holds intensities
 
@@ -188,11 +239,23 @@ def test_help_examples_validate(bad_files, command, tmp_path):
     shutil.copy(DEFAULT_MODEL, tmp_path / "my_model.pt")
     if "dipeptide.mtz" in command:
         from ml_phasing.density_prediction import SHIPPED_MODELS
+
         if not os.path.isfile(SHIPPED_MODELS["dipeptide_12A"]):
             pytest.skip("no shipped dipeptide model in this checkout")
-        assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "peptides.kind=dipeptide",
-                                     "peptides.cell_edge=12", "n_examples=1", "write_examples=1", "d_min_low=1.5",
-                                     "d_min_high=1.5", "output.directory=dp", cwd=tmp_path))
+        assert_clean_exit(
+            run_script(
+                "ml_phasing.simulate",
+                "source=peptides",
+                "peptides.kind=dipeptide",
+                "peptides.cell_edge=12",
+                "n_examples=1",
+                "write_examples=1",
+                "d_min_low=1.5",
+                "d_min_high=1.5",
+                "output.directory=dp",
+                cwd=tmp_path,
+            )
+        )
         shutil.copy(tmp_path / "dp" / "examples" / "example_00000.mtz", tmp_path / "dipeptide.mtz")
     command = command.replace("input.labels=FP,SIGFP", "input.labels=F,SIGF")  # our file's labels
     proc = run_script("ml_phasing.patterson_to_density", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
@@ -232,8 +295,15 @@ def test_grid_rotations_are_proper_and_map_the_grid_onto_itself(shape, n):
 
 
 def test_test_time_rotation_averaging(data):
-    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", "ensemble.rotations=24", "refinement.cycles=0",
-                      "output.prefix=rot", "--overwrite", cwd=data)
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "data.mtz",
+        "ensemble.rotations=24",
+        "refinement.cycles=0",
+        "output.prefix=rot",
+        "--overwrite",
+        cwd=data,
+    )
     assert_clean_exit(proc)
     summary = json.loads((data / "rot.json").read_text())
     assert summary["ensemble_rotations"] == 24

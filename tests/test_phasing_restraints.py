@@ -1,4 +1,5 @@
 """Geometry restraints (cctbx.geometry_restraints) and the polish step of the phasing engine."""
+
 import boost_adaptbx.boost.python  # noqa: F401
 
 import numpy as np
@@ -13,8 +14,16 @@ from ml_phasing.sources.peptides import PeptidesConfig, make_structure
 
 @pytest.fixture(scope="module")
 def dialanine():
-    cfg = PeptidesConfig(kind="dialanine", residues=("ALA",), files=(), cell_edge=10.0, min_image_distance=2.5,
-                         random_rotation=True, b_iso_min=5.0, b_iso_max=15.0)
+    cfg = PeptidesConfig(
+        kind="dialanine",
+        residues=("ALA",),
+        files=(),
+        cell_edge=10.0,
+        min_image_distance=2.5,
+        random_rotation=True,
+        b_iso_min=5.0,
+        b_iso_max=15.0,
+    )
     return make_structure(cfg, np.random.default_rng(11), None)[0]
 
 
@@ -68,8 +77,10 @@ def test_a_bond_across_a_symmetry_operator_is_restrained():
     # b sits 1.5 A from a's mate and far from a itself
     mate_cart = np.array(cs.unit_cell().orthogonalize(mate))
     b = cs.unit_cell().fractionalize(tuple(mate_cart + [1.5, 0, 0]))
-    xs = xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(
-        [xray.scatterer("C1", a, u=0.1), xray.scatterer("C2", b, u=0.1)]))
+    xs = xray.structure(
+        crystal_symmetry=cs,
+        scatterers=flex.xray_scatterer([xray.scatterer("C1", a, u=0.1), xray.scatterer("C2", b, u=0.1)]),
+    )
     assert cs.unit_cell().distance(a, b) > 2.5
     dev = restraints.deviations(xs)
     assert dev["n_restraints"] >= 1 and dev["max"] < 1e-6

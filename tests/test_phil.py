@@ -1,4 +1,5 @@
 """Every PHIL parameter of every program has a .type and a .help."""
+
 import importlib
 import os
 import pkgutil
@@ -10,8 +11,7 @@ from libtbx.program_template import ProgramTemplate
 from iotbx import phil as iphil
 
 PROGRAMS = [
-    importlib.import_module(f"ml_phasing.programs.{m.name}")
-    for m in pkgutil.iter_modules(ml_phasing.programs.__path__)
+    importlib.import_module(f"ml_phasing.programs.{m.name}") for m in pkgutil.iter_modules(ml_phasing.programs.__path__)
 ]
 
 
@@ -40,8 +40,11 @@ def test_program_identity(module):
 
 def test_entry_points_match_command_line_files():
     here = os.path.dirname(os.path.abspath(__file__))
-    stems = sorted(f[:-3] for f in os.listdir(os.path.join(here, "..", "command_line"))
-                   if f.endswith(".py") and not f.startswith("_"))
+    stems = sorted(
+        f[:-3]
+        for f in os.listdir(os.path.join(here, "..", "command_line"))
+        if f.endswith(".py") and not f.startswith("_")
+    )
     names = sorted(p.Program.program_name.split(".", 1)[1] for p in PROGRAMS)
     assert stems == names
 

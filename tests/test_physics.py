@@ -5,6 +5,7 @@ so map comparisons use rtol 1e-6 of the map maximum (float32 epsilon 1.2e-7,
 times a margin for summation order). Amplitude comparisons between cctbx
 calculations use 1e-9 relative.
 """
+
 import numpy as np
 import pytest
 from cctbx import sgtbx
@@ -37,7 +38,7 @@ def fourier_sum(h, coeffs, shape):
     x = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     out = np.zeros(len(x))
     for start in range(0, len(h), 256):
-        hh, cc = h[start:start + 256], coeffs[start:start + 256]
+        hh, cc = h[start : start + 256], coeffs[start : start + 256]
         out += np.real(np.exp(-2j * np.pi * x @ hh.T) @ cc)
     return out.reshape(shape)
 
@@ -47,8 +48,9 @@ def test_friedel_pairs(symbol):
     xs = structure(symbol)
     f = xs.structure_factors(d_min=1.2, algorithm="direct", anomalous_flag=True).f_calc()
     plus, minus = f.hemispheres_acentrics()
-    np.testing.assert_allclose(minus.data().as_numpy_array(),
-                               np.conj(plus.data().as_numpy_array()), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        minus.data().as_numpy_array(), np.conj(plus.data().as_numpy_array()), rtol=1e-9, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("symbol", ["P1", "P21", "C2", "P212121"])
@@ -85,12 +87,15 @@ def test_density_fft_has_friedel_symmetry():
     np.testing.assert_allclose(F_minus, np.conj(F), atol=1e-9 * np.abs(F).max())
 
 
-@pytest.mark.parametrize("symbol, shift", [
-    ("P1", (0.137, 0.52, 0.911)),       # any shift is allowed in P1
-    ("P21", (0.0, 0.3141, 0.0)),        # along the polar b axis
-    ("P21/c", (0.5, 0.5, 0.0)),         # an allowed origin shift
-    ("P212121", (0.5, 0.0, 0.5)),
-])
+@pytest.mark.parametrize(
+    "symbol, shift",
+    [
+        ("P1", (0.137, 0.52, 0.911)),  # any shift is allowed in P1
+        ("P21", (0.0, 0.3141, 0.0)),  # along the polar b axis
+        ("P21/c", (0.5, 0.5, 0.0)),  # an allowed origin shift
+        ("P212121", (0.5, 0.0, 0.5)),
+    ],
+)
 def test_translation_invariance_of_amplitudes_and_patterson(symbol, shift):
     xs = structure(symbol)
     assert xs.space_group_info().is_allowed_origin_shift(shift, tolerance=1e-6)
@@ -114,21 +119,23 @@ def test_space_group_against_p1_expansion(symbol):
     # F computed in the space group at every P1 index (absences included) has
     # the same modulus as F of the expanded P1 structure.
     from cctbx import miller
+
     same = miller.set(xs.crystal_symmetry(), fc_p1.indices(), anomalous_flag=False)
     absent = same.sys_absent_flags().data().as_numpy_array()
     f_sg = same.structure_factors_from_scatterers(xs, algorithm="direct").f_calc()
     f_p1 = np.abs(fc_p1.data().as_numpy_array())
-    np.testing.assert_allclose(np.abs(f_sg.data().as_numpy_array())[~absent], f_p1[~absent],
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.abs(f_sg.data().as_numpy_array())[~absent], f_p1[~absent], rtol=1e-9, atol=1e-9)
     # Systematic absences of the space group vanish in the P1 calculation.
     assert np.all(f_p1[absent] < 1e-9 * f_p1.max())
     # Maps on the same grid are the same.
     grid = observables.crystal_gridding(xs, 1.5, None)
     grid_p1 = observables.crystal_gridding(p1, 1.5, None)
     from cctbx import maptbx
-    grid_p1 = maptbx.crystal_gridding(p1.unit_cell(), space_group_info=p1.space_group_info(),
-                                      pre_determined_n_real=grid.n_real())
-    for f in (observables.patterson_map, ):
+
+    grid_p1 = maptbx.crystal_gridding(
+        p1.unit_cell(), space_group_info=p1.space_group_info(), pre_determined_n_real=grid.n_real()
+    )
+    for f in (observables.patterson_map,):
         a = f(fc.as_amplitude_array(), grid)
         b = f(fc_p1.as_amplitude_array(), grid_p1)
         np.testing.assert_allclose(a, b, atol=1e-9 * np.abs(a).max())
@@ -187,8 +194,7 @@ def test_structure_factors_against_gemmi():
     calc = gemmi.StructureFactorCalculatorX(small.cell)
     fc = observables.structure_factors(xs, 1.2)
     ours = np.abs(fc.data().as_numpy_array())
-    theirs = np.array([abs(calc.calculate_sf_from_small_structure(small, list(h)))
-                       for h in fc.indices()])
+    theirs = np.array([abs(calc.calculate_sf_from_small_structure(small, list(h))) for h in fc.indices()])
     r = np.sum(np.abs(ours - theirs)) / np.sum(ours)
     assert r < 0.01, r
 
@@ -197,9 +203,9 @@ def test_intensity_grid_origin_and_centrosymmetry():
     xs = structure("P21")
     grid = observables.intensity_grid(xs, 3, "atomic_number")
     from cctbx.eltbx import tiny_pse
-    z_total = sum(tiny_pse.table(sc.scattering_type).atomic_number() * sc.multiplicity()
-                  for sc in xs.scatterers())
-    assert grid[3, 3, 3] == pytest.approx(z_total ** 2, rel=1e-5)
+
+    z_total = sum(tiny_pse.table(sc.scattering_type).atomic_number() * sc.multiplicity() for sc in xs.scatterers())
+    assert grid[3, 3, 3] == pytest.approx(z_total**2, rel=1e-5)
     np.testing.assert_allclose(grid, grid[::-1, ::-1, ::-1], rtol=1e-4, atol=1e-3)
     # P21: (0 k 0) with k odd is absent.
     assert grid[3, 4, 3] < 1e-6 * grid[3, 3, 3]
@@ -213,7 +219,7 @@ def test_voxel_atoms_integrate_to_weights():
     vol = xs.unit_cell().volume()
     grid = observables.voxel_atoms(xs, n, sigma, "fractional", "unit")
     # Each Gaussian integrates to (2 pi sigma^2)^(3/2); voxels have volume V/n^3.
-    expected = xs.scatterers().size() * (2 * np.pi * sigma ** 2) ** 1.5 / (vol / n ** 3)
+    expected = xs.scatterers().size() * (2 * np.pi * sigma**2) ** 1.5 / (vol / n**3)
     assert grid.sum() == pytest.approx(expected, rel=0.01)
     cart = observables.voxel_atoms(xs, n, sigma, "cartesian", "unit")
     assert cart.max() <= 1.5 and cart.max() > 0.5
@@ -225,8 +231,12 @@ def test_powder_peak_at_bragg_angle():
 
     a = 5.0
     cs = crystal.symmetry((a, a, a, 90, 90, 90), "P1")
-    xs = xray.structure(crystal_symmetry=cs, scatterers=__import__("cctbx.array_family.flex", fromlist=["flex"]).xray_scatterer(
-        [xray.scatterer("C1", (0, 0, 0), u=0.01)]))
+    xs = xray.structure(
+        crystal_symmetry=cs,
+        scatterers=__import__("cctbx.array_family.flex", fromlist=["flex"]).xray_scatterer(
+            [xray.scatterer("C1", (0, 0, 0), u=0.01)]
+        ),
+    )
     cfg = PowderConfig(1.5406, 10, 40, 0.005, 0.0, 0.0, 0.01, 0.5, 0.0, 0.0)
     y = pattern(xs, cfg)
     x = cfg.axis()

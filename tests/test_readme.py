@@ -1,4 +1,5 @@
 """The README's commands: the main job runs as written, and CI runs the README's install and test lines."""
+
 import os
 import re
 import shlex
@@ -15,7 +16,7 @@ def readme():
 
 def test_main_job_commands_run(tmp_path):
     text = readme()
-    block = text[text.index("## The main job"):text.index("## Programs")]
+    block = text[text.index("## The main job") : text.index("## Programs")]
     commands = [ln.strip() for ln in re.findall(r"```\n(.*?)```", block, re.S)[0].splitlines() if ln.strip()]
     commands += [ln.strip() for ln in re.findall(r"```\n(.*?)```", block, re.S)[1].splitlines() if ln.strip()]
     assert commands[0].startswith("ml_phasing.simulate") and commands[1].startswith("ml_phasing.solve")
@@ -36,8 +37,15 @@ def test_ci_runs_the_readme_commands():
     text = readme()
     for marker in ("<!-- ci:install -->", "<!-- ci:test -->"):
         assert marker in text
-    out = subprocess.run(["bash", "-c", f"cd {ROOT} && source <(sed -n '/^extract()/,/^}}/p' .ci/run) && "
-                          "extract '<!-- ci:install -->' && extract '<!-- ci:test -->'"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f"cd {ROOT} && source <(sed -n '/^extract()/,/^}}/p' .ci/run) && "
+            "extract '<!-- ci:install -->' && extract '<!-- ci:test -->'",
+        ],
+        capture_output=True,
+        text=True,
+    )
     lines = out.stdout.strip().splitlines()
     assert lines == ['python -m pip install torch==2.13.0 -e ".[test]"', "python -m pytest -q"], out.stderr

@@ -1,4 +1,5 @@
 """Library pieces of resolution extension: the shell-mean fill baseline and the R it reads."""
+
 import numpy as np
 import pytest
 

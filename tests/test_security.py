@@ -4,6 +4,7 @@ A pickle whose ``__reduce__`` writes a marker file is handed to every entry poin
 in every role a file can take; the program must refuse it with a Sorry (exit 1)
 and the marker must never appear.
 """
+
 import os
 import pickle
 
@@ -40,8 +41,11 @@ def _programs():
     import importlib.util
 
     names = ("patterson_to_density", "extend_resolution", "evaluate", "simulate", "train", "solve")
-    return {n: importlib.import_module(f"ml_phasing.programs.{n}").Program for n in names
-            if importlib.util.find_spec(f"ml_phasing.programs.{n}")}
+    return {
+        n: importlib.import_module(f"ml_phasing.programs.{n}").Program
+        for n in names
+        if importlib.util.find_spec(f"ml_phasing.programs.{n}")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +53,9 @@ def good_mtz(tmp_path_factory):
     from cctbx.development import random_structure
     from cctbx import sgtbx
 
-    xs = random_structure.xray_structure(sgtbx.space_group_info("P1"), elements=["C"] * 6,
-                                         unit_cell=(10, 10, 10, 90, 90, 90), random_u_iso=False)
+    xs = random_structure.xray_structure(
+        sgtbx.space_group_info("P1"), elements=["C"] * 6, unit_cell=(10, 10, 10, 90, 90, 90), random_u_iso=False
+    )
     f = xs.structure_factors(d_min=1.5).f_calc()
     path = tmp_path_factory.mktemp("good") / "good.mtz"
     mtz = f.as_mtz_dataset(column_root_label="FC")
@@ -70,10 +75,16 @@ CASES = [
     ("evaluate", ["reference.file={good}", "prediction.file={evil}", "output.directory={dir}/ev"], "pred.mtz"),
     ("evaluate", ["reference.file={good}", "prediction.file={evil}", "output.directory={dir}/ev"], "pred.ccp4"),
     ("evaluate", ["reference.file={evil}", "prediction.file={good}", "output.directory={dir}/ev"], "ref.pdb"),
-    ("simulate", ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
-     "model.pdb"),
-    ("simulate", ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
-     "model.cif"),
+    (
+        "simulate",
+        ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
+        "model.pdb",
+    ),
+    (
+        "simulate",
+        ["source=structures", "structures.file={evil}", "n_examples=1", "output.directory={dir}/sim"],
+        "model.cif",
+    ),
     ("train", ["train.init_model={evil}", "train.data.train={dir}", "output.directory={dir}/tr"], "init.pt"),
     ("solve", ["{evil}"], "data.mtz"),
     ("solve", ["{good}", "seed=phases", "phases.file={evil}", "output.prefix={dir}/out"], "start.mtz"),
@@ -86,8 +97,9 @@ CASES = [
 def test_pickled_input_never_runs(program, args, name, protocol, evil, good_mtz, capsys):
     path = evil(name, protocol=protocol)
     if name == "data.ins":  # a real HKLF 4 file beside the pickled .ins
-        (evil.dir / "data.hkl").write_text("   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n"
-                                           "   0   0   0    0.00   0.00\n")
+        (evil.dir / "data.hkl").write_text(
+            "   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n   0   0   0    0.00   0.00\n"
+        )
     argv = [a.format(evil=path, good=good_mtz, dir=str(evil.dir)) for a in args]
     cwd = os.getcwd()
     os.chdir(evil.dir)
@@ -133,10 +145,20 @@ def test_wrong_input_is_refused(tmp_path, good_mtz, capsys):
     mtz = abs(f).set_observation_type_xray_amplitude().as_mtz_dataset(column_root_label="F")
     mtz.add_miller_array(miller.array(abs(f), abs(f).data() * 0 + 0.5), column_root_label="FOM", column_types="W")
     mtz.mtz_object().write(str(fom_mtz))
-    cases.append((patterson_to_density.Program, [str(fom_mtz), "input.labels=FOM", f"output.prefix={tmp_path}/a"],
-                  "not amplitudes"))
-    cases.append((patterson_to_density.Program, [good_mtz, "model=extend_1.2_to_1.0A", f"output.prefix={tmp_path}/b"],
-                  "extend_resolution"))
+    cases.append(
+        (
+            patterson_to_density.Program,
+            [str(fom_mtz), "input.labels=FOM", f"output.prefix={tmp_path}/a"],
+            "not amplitudes",
+        )
+    )
+    cases.append(
+        (
+            patterson_to_density.Program,
+            [good_mtz, "model=extend_1.2_to_1.0A", f"output.prefix={tmp_path}/b"],
+            "extend_resolution",
+        )
+    )
     for program, args, message in cases:
         status = run_cli(program, args)
         err = capsys.readouterr().err
@@ -144,8 +166,10 @@ def test_wrong_input_is_refused(tmp_path, good_mtz, capsys):
     assert not (tmp_path / "sim").exists()
 
 
-@pytest.mark.parametrize("args", [["nproc=0"], ["simulate.n_examples=-5"], ["simulate.d_min_low=0"],
-                                  ["nproc=abc"], ["simulate.source=nonsense"]])
+@pytest.mark.parametrize(
+    "args",
+    [["nproc=0"], ["simulate.n_examples=-5"], ["simulate.d_min_low=0"], ["nproc=abc"], ["simulate.source=nonsense"]],
+)
 def test_phil_type_and_range_errors_are_one_sorry(args, tmp_path, capsys):
     from ml_phasing.programs import simulate
 
@@ -163,14 +187,25 @@ def test_a_second_run_on_the_same_prefix_is_refused(tmp_path, good_mtz, capsys):
     lock = open(tmp_path / "busy.log.lock", "a")
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        status = run_cli(solve.Program, [good_mtz, "composition=C6", "engine.max_starts=1", "engine.cycles=1",
-                                         f"output.prefix={tmp_path}/busy"])
+        status = run_cli(
+            solve.Program,
+            [good_mtz, "composition=C6", "engine.max_starts=1", "engine.cycles=1", f"output.prefix={tmp_path}/busy"],
+        )
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
     err = capsys.readouterr().err
     assert status == 1 and "Another run is writing" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy.log.lock"]
-    status = run_cli(solve.Program, [good_mtz, "composition=C6", "engine.max_starts=1", "engine.cycles=1",
-                                     "engine.molecule=False", f"output.prefix={tmp_path}/busy"])
+    status = run_cli(
+        solve.Program,
+        [
+            good_mtz,
+            "composition=C6",
+            "engine.max_starts=1",
+            "engine.cycles=1",
+            "engine.molecule=False",
+            f"output.prefix={tmp_path}/busy",
+        ],
+    )
     assert status == 0 and (tmp_path / "busy.json").exists() and not (tmp_path / "busy.log.lock").exists()

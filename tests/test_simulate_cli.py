@@ -1,4 +1,5 @@
 """ml_phasing.simulate through its installed console script, as users run it."""
+
 import json
 import os
 import re
@@ -9,8 +10,7 @@ import pytest
 
 from conftest import assert_clean_exit, run_script
 
-FAST = ["n_examples=6", "examples_per_shard=3", "d_min_low=2.0", "d_min_high=1.5",
-        "random_atoms.n_atoms_max=12"]
+FAST = ["n_examples=6", "examples_per_shard=3", "d_min_low=2.0", "d_min_high=1.5", "random_atoms.n_atoms_max=12"]
 
 
 def test_show_defaults():
@@ -33,8 +33,7 @@ def test_dry_run_writes_nothing(tmp_path):
 
 
 def test_run_key_value_json_and_log(tmp_path):
-    proc = run_script("ml_phasing.simulate", *FAST, "output.directory=ds", "random_seed=5",
-                      "--json", cwd=tmp_path)
+    proc = run_script("ml_phasing.simulate", *FAST, "output.directory=ds", "random_seed=5", "--json", cwd=tmp_path)
     assert_clean_exit(proc)
     manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert manifest["n_examples"] == 6 and manifest["n_shards"] == 2
@@ -51,8 +50,10 @@ def test_run_key_value_json_and_log(tmp_path):
 
 def test_eff_file_and_overwrite(tmp_path):
     eff = tmp_path / "recipe.eff"
-    eff.write_text("simulate {\n  n_examples = 4\n  d_min_low = 2.0\n  d_min_high = 2.0\n"
-                   "  random_atoms.n_atoms_max = 10\n}\noutput.directory = ds\n")
+    eff.write_text(
+        "simulate {\n  n_examples = 4\n  d_min_low = 2.0\n  d_min_high = 2.0\n"
+        "  random_atoms.n_atoms_max = 10\n}\noutput.directory = ds\n"
+    )
     assert_clean_exit(run_script("ml_phasing.simulate", eff, cwd=tmp_path))
     # Same parameters: the rerun keeps the complete shard.
     proc = run_script("ml_phasing.simulate", eff, "--json", cwd=tmp_path)
@@ -70,18 +71,23 @@ def test_eff_file_and_overwrite(tmp_path):
     assert (tmp_path / "ds" / "shard_00000.h5").read_bytes() != before
 
 
-@pytest.mark.parametrize("args, message", [
-    (["random_atoms.space_groups=P7"], "Unknown space group"),
-    (["random_atoms.elements=Xx"], "unknown element"),
-    (["d_min_low=1.0", "d_min_high=2.0"], "d_min_high"),
-    (["n_examples=4", "shard_index=3", "examples_per_shard=2"], "shard_index=3"),
-    (["source=structures"], "structures.file"),
-    (["source=structures", "structures.file=missing.cif"], "not found"),
-    (["source=peptides", "peptides.residues=XYZ"], "unknown residue"),
-    (["random_atoms.volume_per_atom_min=1", "random_atoms.volume_per_atom_max=1",
-      "random_atoms.min_distance=3"], "cannot place"),
-    (["no_such_parameter=1"], "no_such_parameter"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["random_atoms.space_groups=P7"], "Unknown space group"),
+        (["random_atoms.elements=Xx"], "unknown element"),
+        (["d_min_low=1.0", "d_min_high=2.0"], "d_min_high"),
+        (["n_examples=4", "shard_index=3", "examples_per_shard=2"], "shard_index=3"),
+        (["source=structures"], "structures.file"),
+        (["source=structures", "structures.file=missing.cif"], "not found"),
+        (["source=peptides", "peptides.residues=XYZ"], "unknown residue"),
+        (
+            ["random_atoms.volume_per_atom_min=1", "random_atoms.volume_per_atom_max=1", "random_atoms.min_distance=3"],
+            "cannot place",
+        ),
+        (["no_such_parameter=1"], "no_such_parameter"),
+    ],
+)
 def test_user_errors_give_one_sorry_line(tmp_path, args, message):
     proc = run_script("ml_phasing.simulate", *args, "n_examples=2", cwd=tmp_path)
     assert_clean_exit(proc, 1)
@@ -95,8 +101,9 @@ def test_empty_and_garbage_structure_files(tmp_path):
     (tmp_path / "empty.cif").write_text("")
     (tmp_path / "junk.pdb").write_text("this is not a PDB file\n")
     for name in ("empty.cif", "junk.pdb"):
-        proc = run_script("ml_phasing.simulate", "source=structures", f"structures.file={name}",
-                          "n_examples=1", cwd=tmp_path)
+        proc = run_script(
+            "ml_phasing.simulate", "source=structures", f"structures.file={name}", "n_examples=1", cwd=tmp_path
+        )
         assert_clean_exit(proc, 1)
         assert proc.stderr.lstrip().startswith("Sorry:")
 
@@ -105,8 +112,9 @@ def _help_examples():
     from ml_phasing.programs.simulate import Program
 
     text = Program.description.replace("\\\n", " ")
-    return [re.sub(r"\s+#.*$", "", ln).strip() for ln in text.splitlines()
-            if ln.strip().startswith("ml_phasing.simulate ")]
+    return [
+        re.sub(r"\s+#.*$", "", ln).strip() for ln in text.splitlines() if ln.strip().startswith("ml_phasing.simulate ")
+    ]
 
 
 def test_help_has_examples():
@@ -123,6 +131,7 @@ def test_help_examples_run(tmp_path, command, realdata_or_none):
     for name in ("a.cif", "b.cif"):
         xs, _ = make_structure(cfg, seed_everything(1))
         import io
+
         buf = io.StringIO()
         xs.as_cif_simple(out=buf)
         (tmp_path / name).write_text(buf.getvalue())
@@ -138,8 +147,15 @@ def test_help_examples_run(tmp_path, command, realdata_or_none):
 def test_real_structures_and_peptides_from_files(tmp_path, realdata):
     """End to end on real files: COD CIFs and a PDB entry (skips without ../shared)."""
     cifs = [os.path.join(realdata, "cif", n) for n in ("COD_2000724_P21c.cif", "COD_2010359_P212121.cif")]
-    proc = run_script("ml_phasing.simulate", "source=structures", *[f"structures.file={c}" for c in cifs],
-                      "n_examples=2", "d_min_high=1.2", "output.directory=real", cwd=tmp_path)
+    proc = run_script(
+        "ml_phasing.simulate",
+        "source=structures",
+        *[f"structures.file={c}" for c in cifs],
+        "n_examples=2",
+        "d_min_high=1.2",
+        "output.directory=real",
+        cwd=tmp_path,
+    )
     assert_clean_exit(proc)
     from ml_phasing.dataset import SimulatedDataset
 
@@ -147,9 +163,16 @@ def test_real_structures_and_peptides_from_files(tmp_path, realdata):
     assert [ds.meta(i)["space_group"] for i in range(2)] == ["P 1 21/c 1", "P 21 21 21"]
     assert ds.meta(0)["file"] == "COD_2000724_P21c.cif"
     pdb = os.path.join(realdata, "pdb", "1orc.pdb")
-    proc = run_script("ml_phasing.simulate", "source=peptides", "peptides.kind=dipeptide",
-                      "peptides.cell_edge=12", f"peptides.file={pdb}", "n_examples=3",
-                      "output.directory=pep", cwd=tmp_path)
+    proc = run_script(
+        "ml_phasing.simulate",
+        "source=peptides",
+        "peptides.kind=dipeptide",
+        "peptides.cell_edge=12",
+        f"peptides.file={pdb}",
+        "n_examples=3",
+        "output.directory=pep",
+        cwd=tmp_path,
+    )
     assert_clean_exit(proc)
     ds = SimulatedDataset(str(tmp_path / "pep"))
     assert all(ds.meta(i)["fragment_origin"] == "file" for i in range(3))

@@ -1,4 +1,5 @@
 """The phasing engine and ml_phasing.solve: solutions checked against the truth, outputs, bad input."""
+
 import json
 import os
 import random
@@ -19,9 +20,14 @@ from ml_phasing.programs.solve import Program
 def _crystal(sg="P21", n=14, seed=3):
     random.seed(seed)
     flex.set_random_seed(seed)
-    return random_structure.xray_structure(sgtbx.space_group_info(sg), elements=["C"] * (n - 2) + ["O", "N"],
-                                           volume_per_atom=18, random_u_iso=True, random_u_iso_scale=0.03,
-                                           min_distance=1.2)
+    return random_structure.xray_structure(
+        sgtbx.space_group_info(sg),
+        elements=["C"] * (n - 2) + ["O", "N"],
+        volume_per_atom=18,
+        random_u_iso=True,
+        random_u_iso_scale=0.03,
+        min_distance=1.2,
+    )
 
 
 def _write_mtz(xs, path, d_min=1.0):
@@ -46,8 +52,7 @@ def test_engine_solves_a_random_p21_crystal_from_random_phases():
     xs = _crystal("P21", 16, seed=5)
     f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
     comp = {"C": 14, "O": 1, "N": 1}
-    res = engine.solve(f_obs, comp, starts.random_starts(f_obs, 20, np.random.default_rng(0)), seed=0,
-                       max_starts=20)
+    res = engine.solve(f_obs, comp, starts.random_starts(f_obs, 20, np.random.default_rng(0)), seed=0, max_starts=20)
     rec = atom_recovery(xs, [sc.site for sc in res.best.structure.scatterers()])
     assert res.solved and rec["fraction_matched"] == 1.0, (res.attempts, rec)
     assert res.best.figures["r1"] < 0.15 and res.best.figures["cc"] > 90
@@ -62,8 +67,10 @@ def test_engine_from_the_true_phases_keeps_them():
     start = starts.Start("phases", "truth", starts.on_indices(f_true, f_obs))
     res = engine.solve(f_obs, {"C": 10, "O": 1, "N": 1}, [start], max_starts=1)
     assert res.solved
-    dphi = np.angle(res.best.f_calc.common_set(f_true).data().as_numpy_array()
-                    / f_true.common_set(res.best.f_calc).data().as_numpy_array())
+    dphi = np.angle(
+        res.best.f_calc.common_set(f_true).data().as_numpy_array()
+        / f_true.common_set(res.best.f_calc).data().as_numpy_array()
+    )
     assert np.degrees(np.mean(np.abs(dphi))) < 10
     # calibrated figures of merit: mean FOM ~ mean cos(dphi) (docs/solve.md)
     assert abs(np.mean(res.best.fom) - np.mean(np.cos(dphi))) < 0.05
@@ -72,8 +79,13 @@ def test_engine_from_the_true_phases_keeps_them():
 def test_a_wrong_solution_reads_a_low_fom():
     xs = _crystal("P21", 14, seed=8)
     f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
-    res = engine.solve(f_obs, {"C": 12, "O": 1, "N": 1}, starts.random_starts(f_obs, 1, np.random.default_rng(3)),
-                       engine.Settings(cycles=2, completion_cycles=0), max_starts=1)
+    res = engine.solve(
+        f_obs,
+        {"C": 12, "O": 1, "N": 1},
+        starts.random_starts(f_obs, 1, np.random.default_rng(3)),
+        engine.Settings(cycles=2, completion_cycles=0),
+        max_starts=1,
+    )
     rec = atom_recovery(xs, [sc.site for sc in res.best.structure.scatterers()])
     assert not res.solved and rec["fraction_matched"] < 0.5
     assert np.mean(res.best.fom) < 0.2
@@ -96,8 +108,18 @@ def test_solve_program_writes_a_refined_structure(p21):
     cwd = os.getcwd()
     os.chdir(base)
     try:
-        status = run_cli(Program, ["p21.mtz", "composition=C12 O1 N1", "seed=random", "engine.max_starts=20",
-                                   "engine.molecule=False", "output.prefix=out", "--overwrite"])
+        status = run_cli(
+            Program,
+            [
+                "p21.mtz",
+                "composition=C12 O1 N1",
+                "seed=random",
+                "engine.max_starts=20",
+                "engine.molecule=False",
+                "output.prefix=out",
+                "--overwrite",
+            ],
+        )
     finally:
         os.chdir(cwd)
     assert status == 0
@@ -127,8 +149,18 @@ def test_solve_program_writes_a_refined_structure(p21):
 
 def test_unsolvable_run_exits_0_and_says_so(p21, tmp_path):
     base, _ = p21
-    status = run_cli(Program, [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=random", "engine.max_starts=1",
-                               "engine.cycles=2", "engine.completion_cycles=0", f"output.prefix={tmp_path}/bad"])
+    status = run_cli(
+        Program,
+        [
+            str(base / "p21.mtz"),
+            "composition=C12 O1 N1",
+            "seed=random",
+            "engine.max_starts=1",
+            "engine.cycles=2",
+            "engine.completion_cycles=0",
+            f"output.prefix={tmp_path}/bad",
+        ],
+    )
     assert status == 0
     summary = json.loads((tmp_path / "bad.json").read_text())
     assert summary["solved"] is False
@@ -137,9 +169,19 @@ def test_unsolvable_run_exits_0_and_says_so(p21, tmp_path):
 
 def test_user_phases_start_and_a_file_with_no_phases(p21, tmp_path, capsys):
     base, _ = p21
-    status = run_cli(Program, [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=phases",
-                               f"phases.file={base / 'p21.mtz'}", "phases.labels=FC,PHIC", "engine.max_starts=1", "engine.molecule=False",
-                               f"output.prefix={tmp_path}/ph"])
+    status = run_cli(
+        Program,
+        [
+            str(base / "p21.mtz"),
+            "composition=C12 O1 N1",
+            "seed=phases",
+            f"phases.file={base / 'p21.mtz'}",
+            "phases.labels=FC,PHIC",
+            "engine.max_starts=1",
+            "engine.molecule=False",
+            f"output.prefix={tmp_path}/ph",
+        ],
+    )
     assert status == 0
     summary = json.loads((tmp_path / "ph.json").read_text())
     assert summary["starts"][0]["kind"] == "phases" and summary["solved"]
@@ -147,20 +189,24 @@ def test_user_phases_start_and_a_file_with_no_phases(p21, tmp_path, capsys):
     xs = _crystal()
     f = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
     f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(no_phases))
-    status = run_cli(Program, [str(base / "p21.mtz"), "seed=phases", f"phases.file={no_phases}",
-                               f"output.prefix={tmp_path}/np"])
+    status = run_cli(
+        Program, [str(base / "p21.mtz"), "seed=phases", f"phases.file={no_phases}", f"output.prefix={tmp_path}/np"]
+    )
     err = capsys.readouterr().err
     assert status == 1 and "no phases" in err and not (tmp_path / "np.json").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["composition=C400"], "cannot fit"),
-    (["composition=C10 Xx2"], "unknown element"),
-    (["seed=phases"], "phases.file"),
-    (["seed=patterson_to_density", "model=extend_1.2_to_1.0A"], "extend_resolution"),
-    (["engine.cycles=abc"], ""),
-    (["d_min=0.5"], "finer than the data"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["composition=C400"], "cannot fit"),
+        (["composition=C10 Xx2"], "unknown element"),
+        (["seed=phases"], "phases.file"),
+        (["seed=patterson_to_density", "model=extend_1.2_to_1.0A"], "extend_resolution"),
+        (["engine.cycles=abc"], ""),
+        (["d_min=0.5"], "finer than the data"),
+    ],
+)
 def test_bad_input_is_one_sorry(p21, tmp_path, capsys, args, message):
     base, _ = p21
     status = run_cli(Program, [str(base / "p21.mtz"), f"output.prefix={tmp_path}/x"] + args)
@@ -183,11 +229,27 @@ def test_composition_fit_message_says_what_the_cell_holds():
 
 def test_dialanine_with_the_shipped_model_and_subprocess_smoke(tmp_path):
     """The default seed uses the shipped model where it serves the cell (a smoke test of the console script)."""
-    assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=1", "write_examples=1",
-                                 "d_min_low=1.5", "d_min_high=1.5", "random_seed=7", "output.directory=ex",
-                                 cwd=tmp_path))
-    proc = run_script("ml_phasing.solve", "ex/examples/example_00000.mtz", "composition=C6 N2 O2",
-                      "engine.max_starts=4", "output.prefix=dia", cwd=tmp_path)
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            "source=peptides",
+            "n_examples=1",
+            "write_examples=1",
+            "d_min_low=1.5",
+            "d_min_high=1.5",
+            "random_seed=7",
+            "output.directory=ex",
+            cwd=tmp_path,
+        )
+    )
+    proc = run_script(
+        "ml_phasing.solve",
+        "ex/examples/example_00000.mtz",
+        "composition=C6 N2 O2",
+        "engine.max_starts=4",
+        "output.prefix=dia",
+        cwd=tmp_path,
+    )
     assert_clean_exit(proc)
     summary = json.loads((tmp_path / "dia.json").read_text())
     assert summary["seed"] == "patterson_to_density"
@@ -199,8 +261,16 @@ def test_dialanine_with_the_shipped_model_and_subprocess_smoke(tmp_path):
 def test_no_model_serves_a_large_cell_so_it_runs_ab_initio(tmp_path):
     xs = _crystal("P21", 12, seed=4)
     _write_mtz(xs, tmp_path / "big.mtz", d_min=1.0)
-    status = run_cli(Program, [str(tmp_path / "big.mtz"), "composition=C10 O1 N1", "engine.max_starts=2", "engine.molecule=False",
-                               f"output.prefix={tmp_path}/ab"])
+    status = run_cli(
+        Program,
+        [
+            str(tmp_path / "big.mtz"),
+            "composition=C10 O1 N1",
+            "engine.max_starts=2",
+            "engine.molecule=False",
+            f"output.prefix={tmp_path}/ab",
+        ],
+    )
     assert status == 0
     summary = json.loads((tmp_path / "ab.json").read_text())
     assert summary["seed"] == "ab_initio" and any("ab initio" in n for n in summary["notes"])
@@ -215,8 +285,11 @@ def test_help_examples_parse():
     from libtbx.utils import null_out
 
     master = CCTBXParser(program_class=Program, logger=null_out()).master_phil
-    lines = [ln.strip() for ln in Program.description.replace("\\\n", " ").splitlines()
-             if ln.strip().startswith("ml_phasing.solve")]
+    lines = [
+        ln.strip()
+        for ln in Program.description.replace("\\\n", " ").splitlines()
+        if ln.strip().startswith("ml_phasing.solve")
+    ]
     assert len(lines) >= 4
     for line in lines:
         for arg in shlex.split(line)[1:]:
@@ -232,10 +305,12 @@ def test_parallel_starts_give_the_serial_result():
     f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()
     comp = {"C": 12, "O": 1, "N": 1}
     settings = engine.Settings(stop_when_solved=False, cycles=10, completion_cycles=2)
-    serial = engine.solve(f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings,
-                          seed=2, max_starts=3)
-    parallel = engine.solve(f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings,
-                            seed=2, max_starts=3, nproc=2)
+    serial = engine.solve(
+        f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings, seed=2, max_starts=3
+    )
+    parallel = engine.solve(
+        f_obs, comp, starts.random_starts(f_obs, 3, np.random.default_rng(4)), settings, seed=2, max_starts=3, nproc=2
+    )
     assert [a["r1"] for a in serial.attempts] == [a["r1"] for a in parallel.attempts]
     assert serial.best.figures["r1"] == pytest.approx(parallel.best.figures["r1"], abs=1e-4)
 

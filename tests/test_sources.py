@@ -1,4 +1,5 @@
 """Structures from each source: random atoms, peptides (ideal and cut from files), user files."""
+
 import glob
 import os
 
@@ -23,14 +24,22 @@ def test_random_atoms_respect_parameters():
         # No two atoms (symmetry mates included) closer than min_distance.
         asu = xs.asu_mappings(buffer_thickness=1.4)
         from cctbx import crystal
+
         pairs = crystal.pair_asu_table(asu_mappings=asu)
         pairs.add_all_pairs(distance_cutoff=1.4 - 1e-3)
         assert pairs.pair_counts().all_eq(0)
         assert 16 - 1e-6 <= meta["volume_per_atom"] <= 18 + 1e-6
 
 
-PEPTIDE = dict(residues=rg.AMINO_ACIDS, files=(), cell_edge=12.0, min_image_distance=2.5,
-               random_rotation=True, b_iso_min=5, b_iso_max=15)
+PEPTIDE = dict(
+    residues=rg.AMINO_ACIDS,
+    files=(),
+    cell_edge=12.0,
+    min_image_distance=2.5,
+    random_rotation=True,
+    b_iso_min=5,
+    b_iso_max=15,
+)
 
 
 @pytest.mark.parametrize("resname", rg.AMINO_ACIDS)
@@ -51,8 +60,14 @@ def test_ideal_residues_geometry(resname):
 
 def test_ring_closure_of_ideal_aromatics():
     rng = np.random.default_rng(3)
-    for res, a, b in (("PHE", "CE1", "CZ"), ("PHE", "CE2", "CZ"), ("TYR", "CE2", "CZ"),
-                      ("HIS", "CE1", "NE2"), ("TRP", "CD1", "NE1"), ("TRP", "CZ3", "CH2")):
+    for res, a, b in (
+        ("PHE", "CE1", "CZ"),
+        ("PHE", "CE2", "CZ"),
+        ("TYR", "CE2", "CZ"),
+        ("HIS", "CE1", "NE2"),
+        ("TRP", "CD1", "NE1"),
+        ("TRP", "CZ3", "CH2"),
+    ):
         xyz = {(x[1], x[2]): x[4] for x in rg.build_dipeptide(res, "ALA", rng)}
         assert 1.28 < np.linalg.norm(xyz[1, a] - xyz[1, b]) < 1.45, (res, a, b)
 
@@ -109,8 +124,10 @@ def test_fragments_from_real_pdb(realdata):
 
 def test_file_without_residues(tmp_path):
     path = tmp_path / "water.pdb"
-    path.write_text("CRYST1   10.000   10.000   10.000  90.00  90.00  90.00 P 1\n"
-                    "HETATM    1  O   HOH A   1       1.000   1.000   1.000  1.00 10.00           O\nEND\n")
+    path.write_text(
+        "CRYST1   10.000   10.000   10.000  90.00  90.00  90.00 P 1\n"
+        "HETATM    1  O   HOH A   1       1.000   1.000   1.000  1.00 10.00           O\nEND\n"
+    )
     with pytest.raises(Sorry, match="No usable residue pairs"):
         peptides.FragmentLibrary([str(path)], "dialanine", rg.AMINO_ACIDS)
 

@@ -1,4 +1,5 @@
 """ml_phasing.train through its console script: every task, resume, DDP, bad input."""
+
 import json
 import os
 import shlex
@@ -10,21 +11,47 @@ import torch
 
 from conftest import assert_clean_exit, run_script
 
-SMALL_PATTERSON = ["model.patterson_unet.stem_channels=3", "model.patterson_unet.channels=4",
-                   "model.patterson_unet.n_blocks=1", "model.patterson_unet.kernel_size=3",
-                   "model.patterson_unet.decoder_kernel_size=3"]
+SMALL_PATTERSON = [
+    "model.patterson_unet.stem_channels=3",
+    "model.patterson_unet.channels=4",
+    "model.patterson_unet.n_blocks=1",
+    "model.patterson_unet.kernel_size=3",
+    "model.patterson_unet.decoder_kernel_size=3",
+]
 
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     base = tmp_path_factory.mktemp("train")
-    assert_clean_exit(run_script("ml_phasing.simulate", "source=peptides", "n_examples=40", "d_min_low=1.5",
-                                 "d_min_high=1.5", "output.directory=diala", cwd=base))
-    assert_clean_exit(run_script("ml_phasing.simulate", "n_examples=40", "d_min_low=1.6", "d_min_high=1.3",
-                                 "random_atoms.space_groups=P21", "random_atoms.n_atoms_max=12",
-                                 "outputs.patterson=False", "outputs.density=False", "outputs.intensity_grid=True",
-                                 "outputs.voxel_atoms=True", "intensity_grid.h_max=4", "voxel_atoms.grid_points=12",
-                                 "output.directory=small", cwd=base))
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            "source=peptides",
+            "n_examples=40",
+            "d_min_low=1.5",
+            "d_min_high=1.5",
+            "output.directory=diala",
+            cwd=base,
+        )
+    )
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            "n_examples=40",
+            "d_min_low=1.6",
+            "d_min_high=1.3",
+            "random_atoms.space_groups=P21",
+            "random_atoms.n_atoms_max=12",
+            "outputs.patterson=False",
+            "outputs.density=False",
+            "outputs.intensity_grid=True",
+            "outputs.voxel_atoms=True",
+            "intensity_grid.h_max=4",
+            "voxel_atoms.grid_points=12",
+            "output.directory=small",
+            cwd=base,
+        )
+    )
     return base
 
 
@@ -36,27 +63,55 @@ def train(cwd, *args):
 
 CASES = {
     "patterson_unet": ["train.data.train=diala", "train.task=patterson_to_density", *SMALL_PATTERSON],
-    "patterson_unet_hand_invariant": ["train.data.train=diala", "loss.invariance=origin_and_hand",
-                                      *SMALL_PATTERSON],
-    "unet3d_patterson": ["train.data.train=diala", "model.architecture=unet3d", "model.unet3d.base_channels=3",
-                         "model.unet3d.depth=1"],
-    "unet3d_intensity": ["train.data.train=small", "task=intensity_to_density", "model.architecture=unet3d",
-                         "model.unet3d.base_channels=3", "model.unet3d.depth=1"],
-    "mlp_intensity": ["train.data.train=small", "task=intensity_to_density", "model.architecture=mlp",
-                      "model.mlp.hidden=16"],
-    "fft_unet_extend": ["train.data.train=small", "task=extend_resolution", "model.architecture=fft_unet",
-                        "model.fft_unet.base_channels=3", "model.fft_unet.depth=1"],
-    "transformer_extend": ["train.data.train=small", "task=extend_resolution",
-                           "model.architecture=xrd_transformer", "model.xrd_transformer.dim=16",
-                           "model.xrd_transformer.depth=1", "model.xrd_transformer.heads=2",
-                           "model.xrd_transformer.dropout=0"],
+    "patterson_unet_hand_invariant": ["train.data.train=diala", "loss.invariance=origin_and_hand", *SMALL_PATTERSON],
+    "unet3d_patterson": [
+        "train.data.train=diala",
+        "model.architecture=unet3d",
+        "model.unet3d.base_channels=3",
+        "model.unet3d.depth=1",
+    ],
+    "unet3d_intensity": [
+        "train.data.train=small",
+        "task=intensity_to_density",
+        "model.architecture=unet3d",
+        "model.unet3d.base_channels=3",
+        "model.unet3d.depth=1",
+    ],
+    "mlp_intensity": [
+        "train.data.train=small",
+        "task=intensity_to_density",
+        "model.architecture=mlp",
+        "model.mlp.hidden=16",
+    ],
+    "fft_unet_extend": [
+        "train.data.train=small",
+        "task=extend_resolution",
+        "model.architecture=fft_unet",
+        "model.fft_unet.base_channels=3",
+        "model.fft_unet.depth=1",
+    ],
+    "transformer_extend": [
+        "train.data.train=small",
+        "task=extend_resolution",
+        "model.architecture=xrd_transformer",
+        "model.xrd_transformer.dim=16",
+        "model.xrd_transformer.depth=1",
+        "model.xrd_transformer.heads=2",
+        "model.xrd_transformer.dropout=0",
+    ],
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_smoke_training_lowers_the_loss(datasets, name):
-    res = train(datasets, *CASES[name], "epochs=3", "batch_size=8", "optimizer.learning_rate=3e-3",
-                f"output.directory=run_{name}")
+    res = train(
+        datasets,
+        *CASES[name],
+        "epochs=3",
+        "batch_size=8",
+        "optimizer.learning_rate=3e-3",
+        f"output.directory=run_{name}",
+    )
     history = res["history"]
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -74,8 +129,13 @@ def test_smoke_training_lowers_the_loss(datasets, name):
 
 
 def test_resume_equals_uninterrupted(datasets):
-    common = ["train.data.train=diala", *SMALL_PATTERSON, "batch_size=8", "model.patterson_unet.norm=none",
-              "schedule.kind=exponential"]
+    common = [
+        "train.data.train=diala",
+        *SMALL_PATTERSON,
+        "batch_size=8",
+        "model.patterson_unet.norm=none",
+        "schedule.kind=exponential",
+    ]
     train(datasets, *common, "epochs=2", "output.directory=straight")
     train(datasets, *common, "epochs=1", "output.directory=resumed")
     res = train(datasets, *common, "epochs=2", "resume=True", "output.directory=resumed")
@@ -97,8 +157,15 @@ def test_resume_equals_uninterrupted(datasets):
 def test_fine_tuning_with_frozen_layers(datasets):
     res = train(datasets, "train.data.train=diala", *SMALL_PATTERSON, "epochs=1", "output.directory=base")
     base = torch.load(res["model_file"], weights_only=True)["state_dict"]
-    res2 = train(datasets, "train.data.train=diala", f"init_model={res['model_file']}", "freeze=encoder",
-                 "optimizer.learning_rate=1e-4", "epochs=1", "output.directory=tuned")
+    res2 = train(
+        datasets,
+        "train.data.train=diala",
+        f"init_model={res['model_file']}",
+        "freeze=encoder",
+        "optimizer.learning_rate=1e-4",
+        "epochs=1",
+        "output.directory=tuned",
+    )
     tuned = torch.load(res2["model_file"], weights_only=True)["state_dict"]
     frozen = [k for k in base if k.startswith("encoder") and k.endswith("weight")]
     assert frozen and all(torch.equal(base[k], tuned[k]) for k in frozen)
@@ -108,12 +175,32 @@ def test_fine_tuning_with_frozen_layers(datasets):
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo over loopback")
 def test_two_process_ddp(datasets):
     """torchrun with two CPU processes (gloo): both train, rank 0 writes the model."""
-    args = ["train.data.train=diala", *SMALL_PATTERSON, "epochs=2", "batch_size=4", "output.directory=ddp",
-            "--overwrite"]
+    args = [
+        "train.data.train=diala",
+        *SMALL_PATTERSON,
+        "epochs=2",
+        "batch_size=4",
+        "output.directory=ddp",
+        "--overwrite",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "ml_phasing.command_line.train", *args], cwd=datasets, capture_output=True,
-                          text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "ml_phasing.command_line.train",
+            *args,
+        ],
+        cwd=datasets,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (datasets / "ddp" / "train.log").read_text()
     assert "world size 2" in log
@@ -122,18 +209,29 @@ def test_two_process_ddp(datasets):
     load_model(str(datasets / "ddp" / "model.pt"), task="patterson_to_density")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["epochs=1"], "train.data.train is required"),
-    (["train.data.train=nowhere"], "Not found"),
-    (["train.data.train=small"], "needs simulate outputs"),
-    (["train.data.train=diala", "model.architecture=xrd_transformer"], "xrd_transformer is for"),
-    (["train.data.train=diala", *SMALL_PATTERSON, "optimizer.learning_rate=1e30", "clip_grad_norm=0",
-      "epochs=3"], "non-finite"),
-    (["train.data.train=diala", *SMALL_PATTERSON, "freeze=nothing_like_this"], "no parameter starts"),
-    (["train.data.train=diala", "init_model=garbage.pt"], "Cannot read model file"),
-    (["train.data.train=diala", "device=cuda"], "CUDA"),
-    (["train.data.train=diala", "resume=True", "output.directory=fresh"], "no checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["epochs=1"], "train.data.train is required"),
+        (["train.data.train=nowhere"], "Not found"),
+        (["train.data.train=small"], "needs simulate outputs"),
+        (["train.data.train=diala", "model.architecture=xrd_transformer"], "xrd_transformer is for"),
+        (
+            [
+                "train.data.train=diala",
+                *SMALL_PATTERSON,
+                "optimizer.learning_rate=1e30",
+                "clip_grad_norm=0",
+                "epochs=3",
+            ],
+            "non-finite",
+        ),
+        (["train.data.train=diala", *SMALL_PATTERSON, "freeze=nothing_like_this"], "no parameter starts"),
+        (["train.data.train=diala", "init_model=garbage.pt"], "Cannot read model file"),
+        (["train.data.train=diala", "device=cuda"], "CUDA"),
+        (["train.data.train=diala", "resume=True", "output.directory=fresh"], "no checkpoint"),
+    ],
+)
 def test_bad_parameters_give_sorry(datasets, args, message):
     (datasets / "garbage.pt").write_bytes(b"not a model")
     if message == "CUDA" and torch.cuda.is_available():
@@ -159,7 +257,15 @@ def test_help_examples_validate(datasets, command, tmp_path):
     shutil.copytree(datasets / "small", tmp_path / "random_set")
     if "init_model" in command or "resume" in command:
         # These examples continue earlier work: give them a model file and a checkpoint.
-        assert_clean_exit(run_script("ml_phasing.train", "train.data.train=diala", *SMALL_PATTERSON, "epochs=1",
-                                     "output.directory=diala_model", cwd=tmp_path))
+        assert_clean_exit(
+            run_script(
+                "ml_phasing.train",
+                "train.data.train=diala",
+                *SMALL_PATTERSON,
+                "epochs=1",
+                "output.directory=diala_model",
+                cwd=tmp_path,
+            )
+        )
     proc = run_script("ml_phasing.train", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
     assert_clean_exit(proc)

@@ -1,4 +1,5 @@
 """Amplitude R factors (Khaibrakhmanov thesis, eq. 2.2)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +41,12 @@ def r_factor_by_shell(d, f_ref, f_pred, n_bins: int = 10, mask=None, fit_scale: 
     shells = []
     for b in range(len(edges) - 1):
         sel = mask & (idx == b)
-        shells.append({"d_max": float(edges[b]), "d_min": float(edges[b + 1]), "n": int(sel.sum()),
-                       "r_factor": r_factor(f_ref[sel], k * f_pred[sel]) if sel.any() else None})
+        shells.append(
+            {
+                "d_max": float(edges[b]),
+                "d_min": float(edges[b + 1]),
+                "n": int(sel.sum()),
+                "r_factor": r_factor(f_ref[sel], k * f_pred[sel]) if sel.any() else None,
+            }
+        )
     return shells

@@ -1,4 +1,5 @@
 """Atom recovery from a map: peak search, Euclidean model matching, interatomic vectors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,9 @@ from cctbx import euclidean_model_matching as emma
 from cctbx.array_family import flex
 
 
-def peak_sites(map_array: np.ndarray, crystal_symmetry, max_peaks: int,
-               min_distance: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def peak_sites(
+    map_array: np.ndarray, crystal_symmetry, max_peaks: int, min_distance: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Fractional sites and heights of the highest map maxima (cctbx peak search).
 
     The search uses the map's space group when the grid is compatible with it
@@ -18,18 +20,27 @@ def peak_sites(map_array: np.ndarray, crystal_symmetry, max_peaks: int,
     data.reshape(flex.grid(map_array.shape))
     cs = crystal_symmetry
     try:
-        gridding = maptbx.crystal_gridding(unit_cell=cs.unit_cell(), space_group_info=cs.space_group_info(),
-                                           pre_determined_n_real=map_array.shape,
-                                           symmetry_flags=maptbx.use_space_group_symmetry)
+        gridding = maptbx.crystal_gridding(
+            unit_cell=cs.unit_cell(),
+            space_group_info=cs.space_group_info(),
+            pre_determined_n_real=map_array.shape,
+            symmetry_flags=maptbx.use_space_group_symmetry,
+        )
         tags = maptbx.crystal_gridding_tags(gridding)
     except RuntimeError:
         cs = crystal.symmetry(cs.unit_cell(), "P1")
-        gridding = maptbx.crystal_gridding(unit_cell=cs.unit_cell(), space_group_info=cs.space_group_info(),
-                                           pre_determined_n_real=map_array.shape)
+        gridding = maptbx.crystal_gridding(
+            unit_cell=cs.unit_cell(), space_group_info=cs.space_group_info(), pre_determined_n_real=map_array.shape
+        )
         tags = maptbx.crystal_gridding_tags(gridding)
-    params = maptbx.peak_search_parameters(peak_search_level=1, max_peaks=max_peaks * 4,
-                                           interpolate=True, min_distance_sym_equiv=0.5,
-                                           min_cross_distance=min_distance, max_clusters=max_peaks)
+    params = maptbx.peak_search_parameters(
+        peak_search_level=1,
+        max_peaks=max_peaks * 4,
+        interpolate=True,
+        min_distance_sym_equiv=0.5,
+        min_cross_distance=min_distance,
+        max_clusters=max_peaks,
+    )
     clusters = tags.peak_search(parameters=params, map=data).all(max_clusters=max_peaks)
     return np.array(clusters.sites()).reshape(-1, 3), np.array(clusters.heights())
 
@@ -47,15 +58,18 @@ def atom_recovery(reference_structure, sites_frac, tolerance: float = 0.5) -> di
     pred = emma.model(sps, [emma.position(f"P{i}", tuple(map(float, s))) for i, s in enumerate(sites_frac)])
     n_true = xs.scatterers().size()
     if len(sites_frac) == 0 or n_true == 0:
-        return {"fraction_matched": 0.0, "rms": None, "n_matched": 0, "n_true": n_true,
-                "n_predicted": len(sites_frac)}
+        return {"fraction_matched": 0.0, "rms": None, "n_matched": 0, "n_true": n_true, "n_predicted": len(sites_frac)}
     matches = emma.model_matches(ref, pred, tolerance=tolerance, models_are_diffraction_index_equivalent=True)
     if matches.n_matches() == 0:
-        return {"fraction_matched": 0.0, "rms": None, "n_matched": 0, "n_true": n_true,
-                "n_predicted": len(sites_frac)}
+        return {"fraction_matched": 0.0, "rms": None, "n_matched": 0, "n_true": n_true, "n_predicted": len(sites_frac)}
     best = matches.refined_matches[0]
-    return {"fraction_matched": len(best.pairs) / n_true, "rms": float(best.rms),
-            "n_matched": len(best.pairs), "n_true": n_true, "n_predicted": len(sites_frac)}
+    return {
+        "fraction_matched": len(best.pairs) / n_true,
+        "rms": float(best.rms),
+        "n_matched": len(best.pairs),
+        "n_true": n_true,
+        "n_predicted": len(sites_frac),
+    }
 
 
 def _vectors(sites_frac, unit_cell, space_group) -> np.ndarray:

@@ -4,6 +4,7 @@ Maps are numpy arrays over a whole unit cell, indexed [x, y, z] along a, b, c.
 Their Fourier coefficients are taken in the crystallographic convention
 F(h) = conj(FFT(map))(h) / N, on the half space of ``numpy.fft.rfftn``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -52,9 +53,16 @@ def d_spacings(h: np.ndarray, unit_cell) -> np.ndarray:
         return 1.0 / np.sqrt(s2)
 
 
-def compare_maps(reference: np.ndarray, predicted: np.ndarray, space_group_info=None,
-                 unit_cell=None, d_min: float | None = None, n_bins: int = 10,
-                 search_hand: bool = True, return_aligned: bool = False) -> dict:
+def compare_maps(
+    reference: np.ndarray,
+    predicted: np.ndarray,
+    space_group_info=None,
+    unit_cell=None,
+    d_min: float | None = None,
+    n_bins: int = 10,
+    search_hand: bool = True,
+    return_aligned: bool = False,
+) -> dict:
     """Correlation and phase agreement of two maps after the best allowed origin shift and hand.
 
     Without ``unit_cell`` only the correlations are computed; with it (and
@@ -77,8 +85,9 @@ def compare_maps(reference: np.ndarray, predicted: np.ndarray, space_group_info=
         d = d_spacings(h, unit_cell)
         if d_min is not None:
             sel &= d >= d_min
-    alignment = align(h[sel], f1[sel], f2[sel], sgi, weights=np.abs(f1[sel]) * np.abs(f2[sel]) * mult[sel],
-                      search_hand=search_hand)
+    alignment = align(
+        h[sel], f1[sel], f2[sel], sgi, weights=np.abs(f1[sel]) * np.abs(f2[sel]) * mult[sel], search_hand=search_hand
+    )
     hand_t = origin_structure(sgi).hand_translation
     f2a = transform(h, f2, alignment.shift, alignment.inverted, hand_t)
     num = np.sum(mult * np.real(f1 * np.conj(f2a)))
@@ -90,8 +99,7 @@ def compare_maps(reference: np.ndarray, predicted: np.ndarray, space_group_info=
         "inverted_hand": alignment.inverted,
     }
     if d is not None:
-        stats = phase_statistics(h[sel], d[sel], f1[sel], f2a[sel], sgi, fom=None, n_bins=n_bins,
-                                 search_origin=False)
+        stats = phase_statistics(h[sel], d[sel], f1[sel], f2a[sel], sgi, fom=None, n_bins=n_bins, search_origin=False)
         stats.pop("aligned_f_pred")
         result["phases"] = stats
     if return_aligned:
@@ -114,7 +122,7 @@ def shift_map(m: np.ndarray, shift, inverted: bool = False, hand_translation=Non
 def _gaussian_filter_periodic(m: np.ndarray, sigma: float) -> np.ndarray:
     n = m.shape
     freqs = np.meshgrid(*[np.fft.fftfreq(k) for k in n[:2]], np.fft.rfftfreq(n[2]), indexing="ij")
-    transfer = np.exp(-2 * np.pi ** 2 * sigma ** 2 * sum(f ** 2 for f in freqs))
+    transfer = np.exp(-2 * np.pi**2 * sigma**2 * sum(f**2 for f in freqs))
     return np.fft.irfftn(np.fft.rfftn(m) * transfer, s=n, axes=(0, 1, 2))
 
 
@@ -130,10 +138,10 @@ def ssim3d(a: np.ndarray, b: np.ndarray, sigma: float = 1.5, data_range: float |
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     mu_a = _gaussian_filter_periodic(a, sigma)
     mu_b = _gaussian_filter_periodic(b, sigma)
-    var_a = _gaussian_filter_periodic(a * a, sigma) - mu_a ** 2
-    var_b = _gaussian_filter_periodic(b * b, sigma) - mu_b ** 2
+    var_a = _gaussian_filter_periodic(a * a, sigma) - mu_a**2
+    var_b = _gaussian_filter_periodic(b * b, sigma) - mu_b**2
     cov = _gaussian_filter_periodic(a * b, sigma) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(s.mean())
 
 

@@ -12,6 +12,7 @@ exactly on a grid by one FFT, the best allowed grid point is taken, and then
 refined by Newton steps along the continuous (polar) directions, so a shift in
 P1 is found to far below the grid spacing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,13 +22,13 @@ import numpy as np
 from cctbx import sgtbx
 
 _DENOMINATOR = 12  # discrete origin shifts of all space groups are multiples of 1/12 or coarser
-_PROBE = 0.0137    # an irrational-looking step to detect continuous (polar) directions
+_PROBE = 0.0137  # an irrational-looking step to detect continuous (polar) directions
 
 
 @dataclass(frozen=True)
 class OriginStructure:
-    free_axes: tuple          # axes along which any shift is allowed (polar directions)
-    discrete: np.ndarray      # (m, 3) allowed shifts along the other axes (free axes set to 0)
+    free_axes: tuple  # axes along which any shift is allowed (polar directions)
+    discrete: np.ndarray  # (m, 3) allowed shifts along the other axes (free axes set to 0)
     hand_translation: tuple | None  # t_c of x -> -x + t_c, or None when there is no other hand
 
 
@@ -35,10 +36,10 @@ class OriginStructure:
 def _origin_structure(hall_symbol: str) -> OriginStructure:
     sgi = sgtbx.space_group_info(group=sgtbx.space_group(hall_symbol))
     tol = 1e-6
-    free = tuple(i for i in range(3)
-                 if sgi.is_allowed_origin_shift(tuple(_PROBE if j == i else 0.0 for j in range(3)), tol))
-    values = [np.arange(_DENOMINATOR) / _DENOMINATOR if i not in free else np.array([0.0])
-              for i in range(3)]
+    free = tuple(
+        i for i in range(3) if sgi.is_allowed_origin_shift(tuple(_PROBE if j == i else 0.0 for j in range(3)), tol)
+    )
+    values = [np.arange(_DENOMINATOR) / _DENOMINATOR if i not in free else np.array([0.0]) for i in range(3)]
     grid = np.stack(np.meshgrid(*values, indexing="ij"), -1).reshape(-1, 3)
     discrete = np.array([t for t in grid if sgi.is_allowed_origin_shift(tuple(t), tol)])
     sg_type = sgi.type()
@@ -74,9 +75,9 @@ def _allowed_mask(hall_symbol: str, n: tuple) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Alignment:
-    shift: tuple       # fractional origin shift applied to the prediction
-    inverted: bool     # whether the prediction's hand was inverted
-    score: float       # normalised phased-translation score at the optimum (1 = perfect)
+    shift: tuple  # fractional origin shift applied to the prediction
+    inverted: bool  # whether the prediction's hand was inverted
+    score: float  # normalised phased-translation score at the optimum (1 = perfect)
 
 
 def transform(h: np.ndarray, f: np.ndarray, shift, inverted: bool, hand_translation) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Phase errors, overall and per resolution shell, after origin and hand alignment."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ def shell_edges(d: np.ndarray, n_bins: int) -> np.ndarray:
 def shell_index(d: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Shell number (0 = lowest resolution) of each reflection."""
     s3 = 1.0 / np.asarray(d, float) ** 3
-    e3 = 1.0 / edges ** 3
+    e3 = 1.0 / edges**3
     return np.clip(np.searchsorted(e3, s3, side="right") - 1, 0, len(edges) - 2)
 
 
@@ -29,8 +30,13 @@ def phase_difference(f_ref: np.ndarray, f_pred: np.ndarray) -> np.ndarray:
 def _summary(dphi, fom, f_abs):
     n = len(dphi)
     if n == 0:
-        return {"n": 0, "mean_phase_error": None, "fom_weighted_phase_error": None,
-                "f_weighted_phase_error": None, "fraction_below_60": None}
+        return {
+            "n": 0,
+            "mean_phase_error": None,
+            "fom_weighted_phase_error": None,
+            "f_weighted_phase_error": None,
+            "fraction_below_60": None,
+        }
     fom_sum = fom.sum()
     return {
         "n": int(n),
@@ -41,8 +47,17 @@ def _summary(dphi, fom, f_abs):
     }
 
 
-def phase_statistics(h, d, f_ref, f_pred, space_group_info=None, fom=None, n_bins: int = 10,
-                     search_origin: bool = True, search_hand: bool = True) -> dict:
+def phase_statistics(
+    h,
+    d,
+    f_ref,
+    f_pred,
+    space_group_info=None,
+    fom=None,
+    n_bins: int = 10,
+    search_origin: bool = True,
+    search_hand: bool = True,
+) -> dict:
     """cphasematch-like comparison of predicted phases with reference phases.
 
     Arguments are numpy arrays over the same reflections: indices (n, 3),
@@ -58,8 +73,7 @@ def phase_statistics(h, d, f_ref, f_pred, space_group_info=None, fom=None, n_bin
     keep = (np.abs(f_ref) > 0) & (np.abs(f_pred) > 0) & np.isfinite(f_ref) & np.isfinite(f_pred)
     h, d, f_ref, f_pred, fom = h[keep], d[keep], f_ref[keep], f_pred[keep], fom[keep]
     if search_origin and len(h):
-        alignment = align(h, f_ref, f_pred, space_group_info, weights=np.abs(f_ref) * fom,
-                          search_hand=search_hand)
+        alignment = align(h, f_ref, f_pred, space_group_info, weights=np.abs(f_ref) * fom, search_hand=search_hand)
         hand_t = origin_structure(space_group_info).hand_translation if space_group_info else None
         f_pred = transform(h, f_pred, alignment.shift, alignment.inverted, hand_t)
     else:
@@ -68,14 +82,16 @@ def phase_statistics(h, d, f_ref, f_pred, space_group_info=None, fom=None, n_bin
     f_abs = np.abs(f_ref)
     result = {"overall": _summary(dphi, fom, f_abs), "shells": []}
     if alignment is not None:
-        result.update(origin_shift=list(alignment.shift), inverted_hand=alignment.inverted,
-                      alignment_score=alignment.score)
+        result.update(
+            origin_shift=list(alignment.shift), inverted_hand=alignment.inverted, alignment_score=alignment.score
+        )
     if len(h):
         edges = shell_edges(d, n_bins)
         idx = shell_index(d, edges)
         for b in range(n_bins):
             sel = idx == b
-            result["shells"].append({"d_max": float(edges[b]), "d_min": float(edges[b + 1]),
-                                     **_summary(dphi[sel], fom[sel], f_abs[sel])})
+            result["shells"].append(
+                {"d_max": float(edges[b]), "d_min": float(edges[b + 1]), **_summary(dphi[sel], fom[sel], f_abs[sel])}
+            )
     result["aligned_f_pred"] = f_pred
     return result

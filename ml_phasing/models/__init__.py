@@ -3,6 +3,7 @@
 Every model's constructor takes typed keyword arguments that map one to one onto
 a PHIL ``model { }`` scope, so a model file can rebuild it from those arguments.
 """
+
 from ml_phasing.models.fft_unet import FFTUNet3D
 from ml_phasing.models.mlp import MLP
 from ml_phasing.models.patterson_unet import PattersonResNet

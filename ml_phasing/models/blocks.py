@@ -1,4 +1,5 @@
 """Small building blocks shared by the 3D networks."""
+
 from __future__ import annotations
 
 import torch
@@ -18,10 +19,18 @@ def norm3d(kind: str, channels: int) -> nn.Module:
 class ConvNormAct(nn.Sequential):
     """Conv3d (same padding) + normalisation + activation."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, norm: str = "batch",
-                 padding_mode: str = "zeros", activation: bool = True):
-        layers = [nn.Conv3d(cin, cout, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode,
-                            bias=norm == "none")]
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int = 3,
+        norm: str = "batch",
+        padding_mode: str = "zeros",
+        activation: bool = True,
+    ):
+        layers = [
+            nn.Conv3d(cin, cout, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode, bias=norm == "none")
+        ]
         layers.append(norm3d(norm, cout))
         if activation:
             layers.append(nn.ReLU(inplace=True))
@@ -29,10 +38,11 @@ class ConvNormAct(nn.Sequential):
 
 
 class DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: str = "batch", padding_mode: str = "zeros",
-                 kernel_size: int = 3):
-        super().__init__(ConvNormAct(cin, cout, kernel_size, norm, padding_mode),
-                         ConvNormAct(cout, cout, kernel_size, norm, padding_mode))
+    def __init__(self, cin: int, cout: int, norm: str = "batch", padding_mode: str = "zeros", kernel_size: int = 3):
+        super().__init__(
+            ConvNormAct(cin, cout, kernel_size, norm, padding_mode),
+            ConvNormAct(cout, cout, kernel_size, norm, padding_mode),
+        )
 
 
 def output_activation(name: str) -> nn.Module:
@@ -45,8 +55,10 @@ def check_grid(x: torch.Tensor, multiple: int, name: str) -> None:
         raise ValueError(f"{name} expects (batch, channels, nx, ny, nz), got shape {tuple(x.shape)}")
     bad = [n for n in x.shape[2:] if n % multiple]
     if bad:
-        raise ValueError(f"{name}: grid {tuple(x.shape[2:])} must be divisible by {multiple} "
-                         "(2**depth); choose another grid or depth")
+        raise ValueError(
+            f"{name}: grid {tuple(x.shape[2:])} must be divisible by {multiple} "
+            "(2**depth); choose another grid or depth"
+        )
 
 
 class UNetBody(nn.Module):
@@ -59,7 +71,7 @@ class UNetBody(nn.Module):
     def __init__(self, block, in_channels: int, depth: int, base_channels: int):
         super().__init__()
         self.depth = depth
-        ch = [base_channels * 2 ** i for i in range(depth + 1)]
+        ch = [base_channels * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList([block(in_channels, ch[0])])
         for i in range(depth):
             self.down.append(block(ch[i], ch[i + 1]))

@@ -5,6 +5,7 @@ thesis code, which convolves only |F(x)| and so discards the phases of the
 features, the 1x1 convolutions here act on the real and imaginary parts
 (a spectral, global-receptive-field mixing as in Fast Fourier Convolutions).
 """
+
 from __future__ import annotations
 
 import torch
@@ -63,15 +64,24 @@ class FFTUNet3D(nn.Module):
         torch.Size([1, 1, 6, 4, 8])
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, base_channels: int = 16,
-                 fft_layers: int = 2, norm: str = "instance", out_activation: str = "softplus"):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 2,
+        base_channels: int = 16,
+        fft_layers: int = 2,
+        norm: str = "instance",
+        out_activation: str = "softplus",
+    ):
         super().__init__()
         self.depth = depth
-        self.body = UNetBody(lambda cin, cout: ResFBlock(cin, cout, norm, fft_layers),
-                             in_channels, depth, base_channels)
+        self.body = UNetBody(
+            lambda cin, cout: ResFBlock(cin, cout, norm, fft_layers), in_channels, depth, base_channels
+        )
         self.head = nn.Conv3d(self.body.out_channels, out_channels, 1)
         self.act = output_activation(out_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_grid(x, 2 ** self.depth, "FFTUNet3D")
+        check_grid(x, 2**self.depth, "FFTUNet3D")
         return self.act(self.head(self.body(x)))

@@ -1,4 +1,5 @@
 """Multilayer perceptron on flattened grids (the Scripps MLPRegressor equivalent)."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,13 @@ class MLP(nn.Module):
         torch.Size([2, 1, 4, 4, 4])
     """
 
-    def __init__(self, in_shape: tuple = (1, 9, 9, 9), out_shape: tuple = (1, 16, 16, 16),
-                 hidden: tuple = (512, 512), dropout: float = 0.0):
+    def __init__(
+        self,
+        in_shape: tuple = (1, 9, 9, 9),
+        out_shape: tuple = (1, 16, 16, 16),
+        hidden: tuple = (512, 512),
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.in_shape = tuple(in_shape)
         self.out_shape = tuple(out_shape)

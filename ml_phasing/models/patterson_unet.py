@@ -5,6 +5,7 @@ with squeeze-excitation, nearest-neighbour upsampling, decoding convolutions and
 a tanh output (maps are scaled to [-1, 1]). Kernel sizes 7 (encoder and residual
 blocks) and 5 (decoder), 25/30 channels and 8 blocks in the paper.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,9 @@ class SqueezeExcitation(nn.Module):
     def __init__(self, channels: int, reduction: int = 2):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, channels), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid()
+        )
 
     def forward(self, x):
         w = self.fc(x.mean(dim=(2, 3, 4)))
@@ -30,9 +32,11 @@ class ResSEBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvNormAct(channels, channels, kernel_size, norm, "circular")
         self.conv2 = nn.Sequential(
-            nn.Conv3d(channels, channels, kernel_size, padding=kernel_size // 2, padding_mode="circular",
-                      bias=norm == "none"),
-            norm3d(norm, channels))
+            nn.Conv3d(
+                channels, channels, kernel_size, padding=kernel_size // 2, padding_mode="circular", bias=norm == "none"
+            ),
+            norm3d(norm, channels),
+        )
         self.se = SqueezeExcitation(channels, se_reduction)
         self.act = nn.ReLU(inplace=True)
 
@@ -66,20 +70,37 @@ class PattersonResNet(nn.Module):
         torch.Size([1, 1, 10, 10, 10])
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, stem_channels: int = 25,
-                 channels: int = 30, n_blocks: int = 8, kernel_size: int = 7, decoder_kernel_size: int = 5,
-                 se_reduction: int = 2, norm: str = "batch", out_activation: str = "tanh"):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        stem_channels: int = 25,
+        channels: int = 30,
+        n_blocks: int = 8,
+        kernel_size: int = 7,
+        decoder_kernel_size: int = 5,
+        se_reduction: int = 2,
+        norm: str = "batch",
+        out_activation: str = "tanh",
+    ):
         super().__init__()
         self.encoder = nn.Sequential(
             ConvNormAct(in_channels, stem_channels, kernel_size, norm, "circular"),
             ConvNormAct(stem_channels, channels, kernel_size, norm, "circular"),
-            nn.MaxPool3d(2))
+            nn.MaxPool3d(2),
+        )
         self.trunk = nn.Sequential(*[ResSEBlock(channels, kernel_size, norm, se_reduction) for _ in range(n_blocks)])
         self.decoder = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
             ConvNormAct(channels, stem_channels, decoder_kernel_size, norm, "circular"),
-            nn.Conv3d(stem_channels, out_channels, decoder_kernel_size, padding=decoder_kernel_size // 2,
-                      padding_mode="circular"))
+            nn.Conv3d(
+                stem_channels,
+                out_channels,
+                decoder_kernel_size,
+                padding=decoder_kernel_size // 2,
+                padding_mode="circular",
+            ),
+        )
         self.act = output_activation(out_activation)
         for m in self.modules():
             if isinstance(m, nn.Conv3d):

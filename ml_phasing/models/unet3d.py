@@ -1,4 +1,5 @@
 """3D U-Net (Cicek et al., MICCAI 2016), as used by the Scripps diffraction-to-density work."""
+
 from __future__ import annotations
 
 import torch
@@ -31,19 +32,28 @@ class UNet3D(nn.Module):
         torch.Size([2, 1, 8, 12, 16])
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, depth: int = 2, base_channels: int = 16,
-                 norm: str = "batch", padding_mode: str = "zeros", out_activation: str = "none",
-                 out_shape: tuple | None = None):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 2,
+        base_channels: int = 16,
+        norm: str = "batch",
+        padding_mode: str = "zeros",
+        out_activation: str = "none",
+        out_shape: tuple | None = None,
+    ):
         super().__init__()
         self.depth = depth
         self.out_shape = tuple(out_shape) if out_shape else None
-        self.body = UNetBody(lambda cin, cout: DoubleConv(cin, cout, norm, padding_mode),
-                             in_channels, depth, base_channels)
+        self.body = UNetBody(
+            lambda cin, cout: DoubleConv(cin, cout, norm, padding_mode), in_channels, depth, base_channels
+        )
         self.head = nn.Conv3d(self.body.out_channels, out_channels, 1)
         self.act = output_activation(out_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_grid(x, 2 ** self.depth, "UNet3D")
+        check_grid(x, 2**self.depth, "UNet3D")
         x = self.head(self.body(x))
         if self.out_shape and tuple(x.shape[2:]) != self.out_shape:
             x = F.interpolate(x, size=self.out_shape, mode="trilinear", align_corners=False)

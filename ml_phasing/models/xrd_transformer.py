@@ -7,6 +7,7 @@ cell, so the same hkl in different cells is not confused. Full self-attention
 over the reflections of one crystal; the head predicts the amplitude of every
 token (non-negative).
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,15 +39,23 @@ class XRDTransformer(nn.Module):
         torch.Size([2, 5])
     """
 
-    def __init__(self, dim: int = 128, depth: int = 5, heads: int = 4, mlp_ratio: float = 4.0,
-                 dropout: float = 0.1, max_index: int = 32):
+    def __init__(
+        self,
+        dim: int = 128,
+        depth: int = 5,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.1,
+        max_index: int = 32,
+    ):
         super().__init__()
         self.max_index = max_index
         self.index_embedding = nn.ModuleList([nn.Embedding(2 * max_index + 1, dim) for _ in range(3)])
         self.value_embedding = nn.Linear(3, dim)
         self.cell_embedding = nn.Linear(6, dim)
-        layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, int(dim * mlp_ratio), dropout, batch_first=True, norm_first=True, activation="gelu"
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 1))
 

@@ -1,4 +1,5 @@
 """The asymmetric unit's contents: parsing, checks against the cell, element order for peaks."""
+
 from __future__ import annotations
 
 from cctbx.eltbx import tiny_pse
@@ -23,16 +24,19 @@ def check_fits(crystal_symmetry, composition: dict, min_volume: float = 8.0) -> 
     if volume / (n * z) < min_volume:
         most = int(volume / (min_volume * z))
         typical = int(round(volume / (VOLUME_PER_NON_H_ATOM * z)))
-        raise Sorry(f"The composition ({int(n)} non-H atoms per asymmetric unit, Z = {z} in "
-                    f"{crystal_symmetry.space_group_info()}) cannot fit a {volume:.0f} A^3 cell: it holds at most "
-                    f"about {most} non-H atoms per asymmetric unit (typically {typical}, at "
-                    f"{VOLUME_PER_NON_H_ATOM:.0f} A^3 each).")
+        raise Sorry(
+            f"The composition ({int(n)} non-H atoms per asymmetric unit, Z = {z} in "
+            f"{crystal_symmetry.space_group_info()}) cannot fit a {volume:.0f} A^3 cell: it holds at most "
+            f"about {most} non-H atoms per asymmetric unit (typically {typical}, at "
+            f"{VOLUME_PER_NON_H_ATOM:.0f} A^3 each)."
+        )
 
 
 def element_list(composition: dict) -> list:
     """Non-H atoms, heaviest first (the order in which they go to peaks of falling height)."""
     out = []
-    for element, count in sorted(non_hydrogen(composition).items(),
-                                 key=lambda kv: -tiny_pse.table(kv[0]).atomic_number()):
+    for element, count in sorted(
+        non_hydrogen(composition).items(), key=lambda kv: -tiny_pse.table(kv[0]).atomic_number()
+    ):
         out += [element] * int(round(count))
     return out

@@ -25,6 +25,7 @@ weighted by the mean figure of merit; not in the recycling cycles, where a wrong
 would reinforce itself (measured: with them there, 0 of 30 random starts solved on five
 P21 crystals at 1.2 A that 5 solved without).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,11 +41,12 @@ from ml_phasing.phasing.composition import element_list
 @dataclass
 class Trajectory:
     """What one start ended with."""
-    structure: object               # refined cctbx.xray.structure
-    f_calc: object                  # its structure factors (and so the phases) on the observed indices
-    fom: np.ndarray                 # calibrated figures of merit per reflection
-    figures: dict = field(default_factory=dict)   # R1, CC, Patterson CC (no truth needed)
-    history: list = field(default_factory=list)   # (cycle, R1, CC) per refinement
+
+    structure: object  # refined cctbx.xray.structure
+    f_calc: object  # its structure factors (and so the phases) on the observed indices
+    fom: np.ndarray  # calibrated figures of merit per reflection
+    figures: dict = field(default_factory=dict)  # R1, CC, Patterson CC (no truth needed)
+    history: list = field(default_factory=list)  # (cycle, R1, CC) per refinement
 
 
 def e_values(f_obs):
@@ -55,18 +57,27 @@ def e_values(f_obs):
 
 
 def gridding_for(f_obs, resolution_factor: float = 1.0 / 3):
-    return maptbx.crystal_gridding(unit_cell=f_obs.unit_cell(), space_group_info=f_obs.space_group_info(),
-                                   d_min=f_obs.d_min(), resolution_factor=resolution_factor,
-                                   symmetry_flags=maptbx.use_space_group_symmetry)
+    return maptbx.crystal_gridding(
+        unit_cell=f_obs.unit_cell(),
+        space_group_info=f_obs.space_group_info(),
+        d_min=f_obs.d_min(),
+        resolution_factor=resolution_factor,
+        symmetry_flags=maptbx.use_space_group_symmetry,
+    )
 
 
 def peaks(coefficients, gridding, n_peaks: int, min_distance: float):
     """Fractional sites and heights of the ``n_peaks`` highest maxima of a map (cctbx peak search)."""
     fft_map = coefficients.fft_map(crystal_gridding=gridding, symmetry_flags=maptbx.use_space_group_symmetry)
     fft_map.apply_sigma_scaling()
-    params = maptbx.peak_search_parameters(peak_search_level=1, max_peaks=n_peaks * 4, interpolate=True,
-                                           min_distance_sym_equiv=0.5, min_cross_distance=min_distance,
-                                           max_clusters=n_peaks)
+    params = maptbx.peak_search_parameters(
+        peak_search_level=1,
+        max_peaks=n_peaks * 4,
+        interpolate=True,
+        min_distance_sym_equiv=0.5,
+        min_cross_distance=min_distance,
+        max_clusters=n_peaks,
+    )
     clusters = fft_map.peak_search(parameters=params).all(max_clusters=n_peaks)
     return list(clusters.sites()), list(clusters.heights())
 
@@ -75,8 +86,11 @@ def structure_from_peaks(crystal_symmetry, sites, elements, b_iso: float):
     """An xray.structure with ``elements[i]`` on ``sites[i]`` (special positions handled by cctbx)."""
     scatterers = flex.xray_scatterer()
     for i, (site, element) in enumerate(zip(sites, elements)):
-        scatterers.append(xray.scatterer(label=f"{element}{i + 1}", site=tuple(site),
-                                         u=b_iso / (8 * np.pi ** 2), scattering_type=element))
+        scatterers.append(
+            xray.scatterer(
+                label=f"{element}{i + 1}", site=tuple(site), u=b_iso / (8 * np.pi**2), scattering_type=element
+            )
+        )
     sps = crystal_symmetry.special_position_settings(min_distance_sym_equiv=0.5)
     return xray.structure(special_position_settings=sps, scatterers=scatterers)
 
@@ -100,9 +114,12 @@ def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True, restraints_we
         sc.flags.set_grad_site(True)
         sc.flags.set_grad_u_iso(refine_b)
     functor = xray.target_functors.least_squares_residual(f_obs)
-    kwargs = dict(target_functor=functor, xray_structure=xs,
-                  lbfgs_termination_params=scitbx.lbfgs.termination_parameters(max_iterations=iterations),
-                  structure_factor_algorithm="direct" if f_obs.size() < 3000 else "fft")
+    kwargs = dict(
+        target_functor=functor,
+        xray_structure=xs,
+        lbfgs_termination_params=scitbx.lbfgs.termination_parameters(max_iterations=iterations),
+        structure_factor_algorithm="direct" if f_obs.size() < 3000 else "fft",
+    )
     manager = restraints.manager_for(xs) if restraints_weight > 0 else None
     try:
         if manager is None:
@@ -118,21 +135,38 @@ def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True, restraints_we
 
 def clamp_b(xs, b_min: float = 1.0, b_max: float = 80.0):
     u = xs.scatterers().extract_u_iso()
-    lo, hi = b_min / (8 * np.pi ** 2), b_max / (8 * np.pi ** 2)
+    lo, hi = b_min / (8 * np.pi**2), b_max / (8 * np.pi**2)
     xs.set_u_iso(values=flex.double([min(max(x, lo), hi) for x in u]))
 
 
 def f_calc_of(xs, miller_set):
-    return miller_set.structure_factors_from_scatterers(xs, algorithm="direct" if miller_set.size() < 3000
-                                                        else "fft").f_calc()
+    return miller_set.structure_factors_from_scatterers(
+        xs, algorithm="direct" if miller_set.size() < 3000 else "fft"
+    ).f_calc()
 
 
-def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cycles: int = 30,
-        omit_fraction: float = 0.3, refine_every: int = 5, min_distance: float = 1.0, b_iso: float = 3.0,
-        d_min_extend: float | None = None, e_obs=None, gridding=None,
-        completion_cycles: int = 8, connected: bool = False,
-        reassign_elements: bool = True, replace_weak: bool = True,
-        restraints_weight: float = 0.0, polish_rounds: int = 12, polish_min_cc: float = 85.0) -> Trajectory:
+def run(
+    f_obs,
+    start_phases,
+    composition: dict,
+    *,
+    rng: np.random.Generator,
+    cycles: int = 30,
+    omit_fraction: float = 0.3,
+    refine_every: int = 5,
+    min_distance: float = 1.0,
+    b_iso: float = 3.0,
+    d_min_extend: float | None = None,
+    e_obs=None,
+    gridding=None,
+    completion_cycles: int = 8,
+    connected: bool = False,
+    reassign_elements: bool = True,
+    replace_weak: bool = True,
+    restraints_weight: float = 0.0,
+    polish_rounds: int = 12,
+    polish_min_cc: float = 85.0,
+) -> Trajectory:
     """One trajectory from ``start_phases`` (phases in radians on f_obs's indices).
 
     ``composition`` is per asymmetric unit ({'C': 10, 'N': 2}).
@@ -156,7 +190,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         sites, heights = peaks(coeffs, gridding, n_atoms, min_distance)
         if not sites:
             break
-        xs = structure_from_peaks(cs, sites, elements[:len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
+        xs = structure_from_peaks(cs, sites, elements[: len(sites)] + ["C"] * max(0, len(sites) - n_atoms), b_iso)
         last = cycle == cycles - 1
         if (cycle + 1) % refine_every == 0 or last:
             xs = refine(xs, target_set)
@@ -185,7 +219,7 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         sites, _ = peaks(coeffs, gridding, n_atoms, min_distance)
         if not sites:
             break
-        trial = structure_from_peaks(cs, sites, elements[:len(sites)], b_iso)
+        trial = structure_from_peaks(cs, sites, elements[: len(sites)], b_iso)
         trial = refine(trial, target_set, restraints_weight=restraints_weight)
         if connected:
             trial = repair_connectivity(trial, f_obs, gridding, elements, min_distance)
@@ -196,8 +230,10 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
         if reassign_elements and len(set(elements)) > 1:
             # elements by refined B, kept only where that lowers R1 (hydrogens and real B can mislead it)
             swapped = refine(elements_by_b(trial, elements), target_set, restraints_weight=restraints_weight)
-            if (figures_of_merit.figures(f_obs, f_calc_of(swapped, f_obs))["r1"]
-                    < figures_of_merit.figures(f_obs, f_calc_of(trial, f_obs))["r1"]):
+            if (
+                figures_of_merit.figures(f_obs, f_calc_of(swapped, f_obs))["r1"]
+                < figures_of_merit.figures(f_obs, f_calc_of(trial, f_obs))["r1"]
+            ):
                 trial = swapped
         fc_trial = f_calc_of(trial, f_obs)
         figs_trial = figures_of_merit.figures(f_obs, fc_trial, e_obs=e_obs)
@@ -207,8 +243,15 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
                 break
         xs, fc, figs = trial, fc_trial, figs_trial
     if polish_rounds and figs.get("cc", 0.0) >= polish_min_cc:
-        polished = polish(xs, target_set, gridding, elements, rounds=polish_rounds,
-                          restraints_weight=restraints_weight, reassign_elements=reassign_elements)
+        polished = polish(
+            xs,
+            target_set,
+            gridding,
+            elements,
+            rounds=polish_rounds,
+            restraints_weight=restraints_weight,
+            reassign_elements=reassign_elements,
+        )
         if polished is not xs:
             xs = polished
             fc = f_calc_of(xs, f_obs)
@@ -219,8 +262,18 @@ def run(f_obs, start_phases, composition: dict, *, rng: np.random.Generator, cyc
     return Trajectory(structure=xs, f_calc=fc, fom=fom, figures=figs, history=history)
 
 
-def polish(xs, f_obs, gridding, elements, rounds: int = 12, min_distance: float = 1.0, candidates: int = 3,
-           restraints_weight: float = 0.0, reassign_elements: bool = True, min_gain: float = 0.002):
+def polish(
+    xs,
+    f_obs,
+    gridding,
+    elements,
+    rounds: int = 12,
+    min_distance: float = 1.0,
+    candidates: int = 3,
+    restraints_weight: float = 0.0,
+    reassign_elements: bool = True,
+    min_gain: float = 0.002,
+):
     """Move single atoms from where the difference map says they are wrong to where it says
     one is missing, while R1 falls.
 
@@ -231,6 +284,7 @@ def polish(xs, f_obs, gridding, elements, rounds: int = 12, min_distance: float 
     ends with all but one to three atoms right (CC 88-97 on 1.5 A dipeptides); those
     atoms sit in density that one peak search cannot free them from. Returns ``xs`` itself
     when nothing improved."""
+
     def r1_of(model):
         return figures_of_merit.figures(f_obs, f_calc_of(model, f_obs))["r1"]
 
@@ -287,8 +341,7 @@ def difference_coefficients(xs, f_obs):
     return f_obs.customized_copy(data=signed_polar(fo - k * afc, flex.arg(fc.data())), sigmas=None)
 
 
-def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85,
-                        rounds: int = 2):
+def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85, rounds: int = 2):
     """For molecules (every atom bonded to another): drop atoms with no neighbour within ``max_bond``
     and put atoms on the highest Fo-Fc difference peaks that lie at a bonding distance
     (``min_bond``..``max_bond``) from the model, up to the composition's count."""
@@ -320,7 +373,7 @@ def replace_weak_atoms(xs, f_obs, gridding, elements, min_distance: float, b_fac
     """For any structure: atoms whose refined B is far above the rest (wrong atoms spread out) are
     dropped and the highest Fo-Fc peaks at least ``min_distance`` from the model take their place."""
     n_atoms = len(elements)
-    b = np.array(xs.scatterers().extract_u_iso()) * 8 * np.pi ** 2
+    b = np.array(xs.scatterers().extract_u_iso()) * 8 * np.pi**2
     weak = b > max(b_factor * np.median(b), 15.0)
     if not weak.any():
         return xs

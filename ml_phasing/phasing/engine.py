@@ -10,6 +10,7 @@ start meets the solved criterion (``stop_when_solved``).
 R1 <= ``max_r1``. The thresholds are calibrated by ``benchmarks/solve.py``
 against the truth on held-out data (docs/solve.md gives the precision).
 """
+
 from __future__ import annotations
 
 import time
@@ -34,19 +35,19 @@ class Settings:
     d_min_extend: float | None = None
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
-    connected: bool = False            # a molecule: every atom bonded (repair isolated atoms)
-    restraints_weight: float = 0.0     # geometry restraints in completion refinements; 0 = none
-    polish_rounds: int = 12            # single-atom difference-map moves after completion; 0 = none
+    connected: bool = False  # a molecule: every atom bonded (repair isolated atoms)
+    restraints_weight: float = 0.0  # geometry restraints in completion refinements; 0 = none
+    polish_rounds: int = 12  # single-atom difference-map moves after completion; 0 = none
     stop_when_solved: bool = True
     max_seconds: float | None = None
 
 
 @dataclass
 class Result:
-    best: object                       # dual_space.Trajectory
-    best_start: object                 # starts.Start
+    best: object  # dual_space.Trajectory
+    best_start: object  # starts.Start
     solved: bool
-    attempts: list = field(default_factory=list)   # one dict per start
+    attempts: list = field(default_factory=list)  # one dict per start
     seconds: float = 0.0
 
 
@@ -61,12 +62,23 @@ def _score(figures: dict):
 def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: int, index: int):
     rng = np.random.default_rng([seed, index])
     t0 = time.time()
-    tr = dual_space.run(f_obs, start.phases, composition, rng=rng, cycles=settings.cycles,
-                        omit_fraction=settings.omit_fraction, refine_every=settings.refine_every,
-                        min_distance=settings.min_distance,
-                        d_min_extend=settings.d_min_extend, e_obs=e_obs, gridding=gridding,
-                        completion_cycles=settings.completion_cycles, connected=settings.connected,
-                        restraints_weight=settings.restraints_weight, polish_rounds=settings.polish_rounds)
+    tr = dual_space.run(
+        f_obs,
+        start.phases,
+        composition,
+        rng=rng,
+        cycles=settings.cycles,
+        omit_fraction=settings.omit_fraction,
+        refine_every=settings.refine_every,
+        min_distance=settings.min_distance,
+        d_min_extend=settings.d_min_extend,
+        e_obs=e_obs,
+        gridding=gridding,
+        completion_cycles=settings.completion_cycles,
+        connected=settings.connected,
+        restraints_weight=settings.restraints_weight,
+        polish_rounds=settings.polish_rounds,
+    )
     return tr, time.time() - t0
 
 
@@ -79,10 +91,19 @@ def _worker_run(args):
     w = _WORKER
     tr, seconds = _one(w["f_obs"], w["e_obs"], w["gridding"], start, w["composition"], w["settings"], w["seed"], index)
     xs = tr.structure
-    return index, start, {"sites": [sc.site for sc in xs.scatterers()],
-                          "labels": [sc.label for sc in xs.scatterers()],
-                          "elements": [sc.scattering_type for sc in xs.scatterers()],
-                          "u_iso": list(xs.scatterers().extract_u_iso())}, tr.figures, tr.history, seconds
+    return (
+        index,
+        start,
+        {
+            "sites": [sc.site for sc in xs.scatterers()],
+            "labels": [sc.label for sc in xs.scatterers()],
+            "elements": [sc.scattering_type for sc in xs.scatterers()],
+            "u_iso": list(xs.scatterers().extract_u_iso()),
+        },
+        tr.figures,
+        tr.history,
+        seconds,
+    )
 
 
 def _rebuild(f_obs, e_obs, plain, figures, history):
@@ -94,16 +115,32 @@ def _rebuild(f_obs, e_obs, plain, figures, history):
     scatterers = flex.xray_scatterer()
     for site, label, element, u in zip(plain["sites"], plain["labels"], plain["elements"], plain["u_iso"]):
         scatterers.append(xray.scatterer(label=label, site=site, u=u, scattering_type=element))
-    xs = xray.structure(special_position_settings=f_obs.crystal_symmetry().special_position_settings(
-        min_distance_sym_equiv=0.5), scatterers=scatterers)
+    xs = xray.structure(
+        special_position_settings=f_obs.crystal_symmetry().special_position_settings(min_distance_sym_equiv=0.5),
+        scatterers=scatterers,
+    )
     fc = dual_space.f_calc_of(xs, f_obs)
-    return dual_space.Trajectory(structure=xs, f_calc=fc,
-                                 fom=figures_of_merit.calibrated_fom(f_obs, fc, figures.get("cc", 0.0)),
-                                 figures=figures, history=history)
+    return dual_space.Trajectory(
+        structure=xs,
+        f_calc=fc,
+        fom=figures_of_merit.calibrated_fom(f_obs, fc, figures.get("cc", 0.0)),
+        figures=figures,
+        history=history,
+    )
 
 
-def solve(f_obs, composition: dict, starts, settings: Settings | None = None, *, seed: int = 0, nproc: int = 1,
-          max_starts: int = 20, log=None, progress=None) -> Result:
+def solve(
+    f_obs,
+    composition: dict,
+    starts,
+    settings: Settings | None = None,
+    *,
+    seed: int = 0,
+    nproc: int = 1,
+    max_starts: int = 20,
+    log=None,
+    progress=None,
+) -> Result:
     """Run the engine from ``starts`` (an iterable of :class:`Start`) and return the best trajectory."""
     settings = settings or Settings()
     t0 = time.time()
@@ -115,11 +152,22 @@ def solve(f_obs, composition: dict, starts, settings: Settings | None = None, *,
     def record(index, start, tr, seconds):
         nonlocal best, best_start, solved
         ok = is_solved(tr.figures, settings)
-        attempts.append({"start": index + 1, "kind": start.kind, "label": start.label, "seconds": round(seconds, 2),
-                         "solved": ok, **{k: round(v, 4) for k, v in tr.figures.items()}})
+        attempts.append(
+            {
+                "start": index + 1,
+                "kind": start.kind,
+                "label": start.label,
+                "seconds": round(seconds, 2),
+                "solved": ok,
+                **{k: round(v, 4) for k, v in tr.figures.items()},
+            }
+        )
         if log is not None:
-            print(f"  start {index + 1:3d} ({start.label}): CC {tr.figures.get('cc', 0):5.1f}  "
-                  f"R1 {tr.figures['r1']:.3f}  {seconds:5.1f} s{'  solved' if ok else ''}", file=log)
+            print(
+                f"  start {index + 1:3d} ({start.label}): CC {tr.figures.get('cc', 0):5.1f}  "
+                f"R1 {tr.figures['r1']:.3f}  {seconds:5.1f} s{'  solved' if ok else ''}",
+                file=log,
+            )
             if hasattr(log, "flush"):
                 log.flush()
         if progress is not None:
@@ -141,8 +189,9 @@ def solve(f_obs, composition: dict, starts, settings: Settings | None = None, *,
     else:
         import multiprocessing
 
-        _WORKER.update(f_obs=f_obs, e_obs=e_obs, gridding=gridding, composition=composition, settings=settings,
-                       seed=seed)
+        _WORKER.update(
+            f_obs=f_obs, e_obs=e_obs, gridding=gridding, composition=composition, settings=settings, seed=seed
+        )
         ctx = multiprocessing.get_context("fork")
         pool = ctx.Pool(nproc)
         try:
@@ -158,5 +207,10 @@ def solve(f_obs, composition: dict, starts, settings: Settings | None = None, *,
         from libtbx.utils import Sorry
 
         raise Sorry("No start could be made from these data (no phases to start from).")
-    return Result(best=best, best_start=best_start, solved=is_solved(best.figures, settings), attempts=attempts,
-                  seconds=time.time() - t0)
+    return Result(
+        best=best,
+        best_start=best_start,
+        solved=is_solved(best.figures, settings),
+        attempts=attempts,
+        seconds=time.time() - t0,
+    )

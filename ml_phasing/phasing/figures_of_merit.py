@@ -8,6 +8,7 @@
   :func:`calibrate` fits the map from Sim weights to the expected cos(dphi) on held-out data
   (sigmaA-style, per resolution shell) so that mean FOM = mean cos(dphi).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def figures(f_obs, f_calc, e_obs=None) -> dict:
     if e_obs is not None:
         eo2 = e_obs.data().as_numpy_array() ** 2
         ec = _normalise(f_calc, f_obs)
-        out["cc"] = float(100 * np.corrcoef(eo2, ec ** 2)[0, 1]) if ec.std() > 0 else 0.0
+        out["cc"] = float(100 * np.corrcoef(eo2, ec**2)[0, 1]) if ec.std() > 0 else 0.0
     return out
 
 
@@ -73,7 +74,7 @@ def sigmaa_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
     eps = f_obs.epsilons().data().as_numpy_array().astype(float)
     d = f_obs.d_spacings().data().as_numpy_array()
     centric = f_obs.centric_flags().data().as_numpy_array()
-    s3 = 1 / d ** 3
+    s3 = 1 / d**3
     n_bins = max(1, min(n_bins, len(fo) // 40))
     edges = np.quantile(s3, np.linspace(0, 1, n_bins + 1))
     shell = np.clip(np.searchsorted(edges, s3, side="right") - 1, 0, n_bins - 1)
@@ -84,9 +85,9 @@ def sigmaa_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
             continue
         eo = fo[sel] / np.sqrt(max(np.mean(fo[sel] ** 2 / eps[sel]), 1e-30) * eps[sel])
         ec = fc[sel] / np.sqrt(max(np.mean(fc[sel] ** 2 / eps[sel]), 1e-30) * eps[sel])
-        cc = np.corrcoef(eo ** 2, ec ** 2)[0, 1] if ec.std() > 0 and eo.std() > 0 else 0.0
+        cc = np.corrcoef(eo**2, ec**2)[0, 1] if ec.std() > 0 and eo.std() > 0 else 0.0
         sigmaa = float(np.sqrt(np.clip(cc, 1e-4, 0.998)))
-        x = 2 * sigmaa * eo * ec / (1 - sigmaa ** 2)
+        x = 2 * sigmaa * eo * ec / (1 - sigmaa**2)
         c = centric[sel]
         mb = np.array([bessel_i1_over_i0(float(v)) for v in np.minimum(x, 700)])
         mb[c] = np.tanh(x[c] / 2)

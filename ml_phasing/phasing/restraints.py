@@ -25,6 +25,7 @@ The pair tables are built with cctbx's space-group aware asu mappings
 operators are restrained too. Refinement adds the restraint energy to the
 least-squares target of ``cctbx.xray.minimization.lbfgs`` (:class:`RestrainedLbfgs`).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,11 +40,11 @@ import cctbx.geometry_restraints.flags  # noqa: F401
 import cctbx.geometry_restraints.manager  # noqa: F401
 
 LIGHT = {"C", "N", "O", "H", "D"}
-LIGHT_BOND = (1.15, 1.65)        # C=O 1.21 ... C-C 1.54 (Allen et al. 1987), with room for the errors of real models
-ANGLE_RANGE = (100.0, 125.0)     # degrees: sp3 109.5, sp2 120, with room for ring strain
-BOND_SIGMA = 0.02                # A, outside the flat bottom
-ANGLE_SIGMA = 0.04               # A on the 1-3 distance
-MIN_NONBONDED = 2.5              # A, between atoms that are not 1-2 or 1-3 neighbours
+LIGHT_BOND = (1.15, 1.65)  # C=O 1.21 ... C-C 1.54 (Allen et al. 1987), with room for the errors of real models
+ANGLE_RANGE = (100.0, 125.0)  # degrees: sp3 109.5, sp2 120, with room for ring strain
+BOND_SIGMA = 0.02  # A, outside the flat bottom
+ANGLE_SIGMA = 0.04  # A on the 1-3 distance
+MIN_NONBONDED = 2.5  # A, between atoms that are not 1-2 or 1-3 neighbours
 
 
 def _radius(element: str) -> float:
@@ -72,8 +73,7 @@ def _third_side(a: float, b: float, angle: float) -> float:
 
 
 def _flat(lo: float, hi: float, sigma: float):
-    return geometry_restraints.bond_params(distance_ideal=(lo + hi) / 2, weight=1.0 / sigma ** 2,
-                                           slack=(hi - lo) / 2)
+    return geometry_restraints.bond_params(distance_ideal=(lo + hi) / 2, weight=1.0 / sigma**2, slack=(hi - lo) / 2)
 
 
 def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NONBONDED):
@@ -92,8 +92,8 @@ def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NO
     if sum(len(d) for d in bond_sym) == 0:
         return None
     shells = crystal.coordination_sequences.shell_sym_tables(
-        full_pair_sym_table=bond_sym.full_connectivity(site_symmetry_table=sst), site_symmetry_table=sst,
-        max_shell=3)
+        full_pair_sym_table=bond_sym.full_connectivity(site_symmetry_table=sst), site_symmetry_table=sst, max_shell=3
+    )
     params = geometry_restraints.bond_params_table(n)
     for i, pair_dict in enumerate(shells[0]):
         for j in pair_dict.keys():
@@ -101,8 +101,10 @@ def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NO
             params.update(i_seq=i, j_seq=j, params=_flat(lo, hi, BOND_SIGMA))
     # angles as 1-3 distances; each arm from the bond ranges of the end atom to its neighbours
     # (the shortest for the lower limit, the longest for the upper: the centre is not named)
-    arms = [[bond_range(types[i], types[j]) for j in pair_dict.keys()]
-            for i, pair_dict in enumerate(bond_sym.full_connectivity(site_symmetry_table=sst))]
+    arms = [
+        [bond_range(types[i], types[j]) for j in pair_dict.keys()]
+        for i, pair_dict in enumerate(bond_sym.full_connectivity(site_symmetry_table=sst))
+    ]
     for i, pair_dict in enumerate(shells[1]):
         for j in pair_dict.keys():
             a, b = sorted((i, j))
@@ -115,11 +117,17 @@ def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NO
     shells = [table.tidy(site_symmetry_table=sst) for table in shells]
     nonbonded = geometry_restraints.nonbonded_params(default_distance=min_nonbonded, minimum_distance=min_nonbonded)
     return geometry_restraints.manager.manager(
-        crystal_symmetry=xs.crystal_symmetry(), site_symmetry_table=sst, bond_params_table=params,
-        shell_sym_tables=shells, nonbonded_params=nonbonded,
+        crystal_symmetry=xs.crystal_symmetry(),
+        site_symmetry_table=sst,
+        bond_params_table=params,
+        shell_sym_tables=shells,
+        nonbonded_params=nonbonded,
         nonbonded_types=flex.std_string(["X"] * n),
         nonbonded_function=geometry_restraints.prolsq_repulsion_function(),
-        nonbonded_distance_cutoff=min_nonbonded + 1.0, nonbonded_buffer=1.0, max_reasonable_bond_distance=1e6)
+        nonbonded_distance_cutoff=min_nonbonded + 1.0,
+        nonbonded_buffer=1.0,
+        max_reasonable_bond_distance=1e6,
+    )
 
 
 def _bonded(xs, sym_table, types, margin: float = 0.25):
@@ -149,12 +157,15 @@ def deviations(xs, manager=None) -> dict:
         return {"n_restraints": 0, "rms": 0.0, "max": 0.0}
     e = energies(manager, xs.sites_cart(), compute_gradients=False)
     proxies = manager.pair_proxies(sites_cart=xs.sites_cart()).bond_proxies
-    deltas = np.abs(np.asarray(geometry_restraints.bond_deltas(sites_cart=xs.sites_cart(),
-                                                               sorted_asu_proxies=proxies)))
+    deltas = np.abs(np.asarray(geometry_restraints.bond_deltas(sites_cart=xs.sites_cart(), sorted_asu_proxies=proxies)))
     slacks = np.array([p.slack for p in proxies.simple] + [p.slack for p in proxies.asu])
     outside = np.maximum(deltas - slacks, 0.0) if deltas.size else deltas
-    return {"n_restraints": int(deltas.size), "rms": float(np.sqrt(np.mean(outside ** 2))) if deltas.size else 0.0,
-            "max": float(outside.max()) if deltas.size else 0.0, "residual": float(e.target)}
+    return {
+        "n_restraints": int(deltas.size),
+        "rms": float(np.sqrt(np.mean(outside**2))) if deltas.size else 0.0,
+        "max": float(outside.max()) if deltas.size else 0.0,
+        "residual": float(e.target),
+    }
 
 
 class RestrainedLbfgs(xray.minimization.lbfgs):
@@ -174,8 +185,11 @@ class RestrainedLbfgs(xray.minimization.lbfgs):
         e = energies(self.restraints_manager, self.xray_structure.sites_cart())
         frac = e.gradients * self.xray_structure.unit_cell().orthogonalization_matrix()
         self.f = f + self.restraints_weight * e.target
-        xray.minimization.add_gradients(scatterers=self.xray_structure.scatterers(), xray_gradients=self.g,
-                                        site_gradients=frac * self.restraints_weight)
+        xray.minimization.add_gradients(
+            scatterers=self.xray_structure.scatterers(),
+            xray_gradients=self.g,
+            site_gradients=frac * self.restraints_weight,
+        )
         return self.f, self.g
 
 
@@ -191,9 +205,14 @@ def weight_for(xs, f_obs, manager, scale: float = 1.0, shake: float = 0.1, seed:
     xs_flags = xs.deep_copy_scatterers()
     xs_flags.scatterers().flags_set_grads(state=False)
     xs_flags.scatterers().flags_set_grad_site(iselection=flex.size_t_range(xs.scatterers().size()))
-    gx = sf_gradients(miller_set=f_obs)(xray_structure=xs_flags, u_iso_refinable_params=None, miller_set=f_obs,
-                                        d_target_d_f_calc=target.derivatives(),
-                                        n_parameters=xs_flags.n_parameters(), algorithm=algorithm).packed()
+    gx = sf_gradients(miller_set=f_obs)(
+        xray_structure=xs_flags,
+        u_iso_refinable_params=None,
+        miller_set=f_obs,
+        d_target_d_f_calc=target.derivatives(),
+        n_parameters=xs_flags.n_parameters(),
+        algorithm=algorithm,
+    ).packed()
     rng = np.random.default_rng(seed)
     shaken = xs.sites_cart() + flex.vec3_double(rng.normal(0, shake / math.sqrt(3), (xs.scatterers().size(), 3)))
     e = energies(manager, shaken)

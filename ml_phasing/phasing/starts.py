@@ -8,6 +8,7 @@
 * :func:`extension_starts`: charge flipping on amplitudes extended by an
   ``extend_resolution`` model; the engine then fills the unmeasured shell from its model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,15 +20,14 @@ from libtbx.utils import Sorry
 
 @dataclass
 class Start:
-    kind: str           # random, charge_flipping, patterson_to_density, phases, extend_resolution
-    label: str          # e.g. "rotation 3, inverted hand"
+    kind: str  # random, charge_flipping, patterson_to_density, phases, extend_resolution
+    label: str  # e.g. "rotation 3, inverted hand"
     phases: np.ndarray  # radians, on the engine's f_obs indices
 
 
 def _restricted(f_obs, phases: np.ndarray) -> np.ndarray:
     """Phases obeying the space group's restrictions (centric reflections: phi or phi + pi)."""
-    source = f_obs.customized_copy(data=flex.polar(flex.double(f_obs.size(), 1.0), flex.double(phases)),
-                                   sigmas=None)
+    source = f_obs.customized_copy(data=flex.polar(flex.double(f_obs.size(), 1.0), flex.double(phases)), sigmas=None)
     restricted = f_obs.phase_transfer(phase_source=source, deg=False)
     return flex.arg(restricted.data()).as_numpy_array()
 
@@ -44,8 +44,7 @@ def random_starts(f_obs, n: int, rng: np.random.Generator):
         yield Start("random", f"random phases {i + 1}", _restricted(f_obs, rng.uniform(-np.pi, np.pi, f_obs.size())))
 
 
-def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles: int = 30,
-              connected: bool = False):
+def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles: int = 30, connected: bool = False):
     """Dual-space from random phases in P1, then the origin most consistent with the space group
     (smtbx f_calc_symmetrisations) gives symmetric phases: as SHELXD/SHELXT and charge flipping
     do, because recycling in P1 escapes the false minima that trap it in centrosymmetric and
@@ -65,11 +64,23 @@ def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles
     e_p1 = dual_space.e_values(f_p1)
     grid_p1 = dual_space.gridding_for(f_p1)
     for i in range(n):
-        tr = dual_space.run(f_p1, rng.uniform(-np.pi, np.pi, f_p1.size()), comp_p1, rng=rng, cycles=cycles,
-                            e_obs=e_p1, gridding=grid_p1, completion_cycles=2, connected=connected)
+        tr = dual_space.run(
+            f_p1,
+            rng.uniform(-np.pi, np.pi, f_p1.size()),
+            comp_p1,
+            rng=rng,
+            cycles=cycles,
+            e_obs=e_p1,
+            gridding=grid_p1,
+            completion_cycles=2,
+            connected=connected,
+        )
         f_sym, _, cc = symmetrise(f_obs, tr.f_calc)
-        yield Start("p1_dual_space", f"P1 dual-space {i + 1} (CC {tr.figures.get('cc', 0):.0f}, "
-                    f"symmetry CC {cc:.2f})", on_indices(f_sym, f_obs))
+        yield Start(
+            "p1_dual_space",
+            f"P1 dual-space {i + 1} (CC {tr.figures.get('cc', 0):.0f}, symmetry CC {cc:.2f})",
+            on_indices(f_sym, f_obs),
+        )
 
 
 def interleaved(*generators):
@@ -98,8 +109,11 @@ def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str 
     for i in range(n):
         f_calc, info = charge_flip(data, seed=seed + i)
         if f_calc is not None:
-            yield Start(kind, f"charge flipping seed {seed + i} (symmetry CC {info['symmetry_cc']:.2f})",
-                        on_indices(f_calc, f_obs))
+            yield Start(
+                kind,
+                f"charge flipping seed {seed + i} (symmetry CC {info['symmetry_cc']:.2f})",
+                on_indices(f_calc, f_obs),
+            )
 
 
 def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int = 24, hands: bool = True):
@@ -114,7 +128,7 @@ def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int
     p1 = crystal.symmetry(f_cut.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
     f_p1 = f_cut.expand_to_p1().customized_copy(crystal_symmetry=p1)
     patt = dp.patterson_input(f_p1, n_real)
-    rots = dp.grid_rotations(patt.shape)[:max(1, rotations)]
+    rots = dp.grid_rotations(patt.shape)[: max(1, rotations)]
     x = np.stack([dp.rotate_grid(patt, r) for r in rots]).astype(np.float32)
     with torch.no_grad():
         y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
@@ -124,8 +138,12 @@ def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int
         phases = on_indices(f_pred, f_obs)
         yield Start("patterson_to_density", f"network, grid rotation {i + 1}", phases)
         if hands:
-            inverted = on_indices(f_pred.customized_copy(data=flex.conj(f_pred.data()))
-                                  if f_obs.space_group().is_centric() is False else f_pred, f_obs)
+            inverted = on_indices(
+                f_pred.customized_copy(data=flex.conj(f_pred.data()))
+                if f_obs.space_group().is_centric() is False
+                else f_pred,
+                f_obs,
+            )
             yield Start("patterson_to_density", f"network, grid rotation {i + 1}, other hand", inverted)
 
 
@@ -155,8 +173,10 @@ def user_phases(path: str, f_obs, labels: str | None = None):
                 columns = {}
             phase_cols = [k for k, t in columns.items() if t == "P"]
             if not phase_cols:
-                raise Sorry(f"{path} has no phases (no map coefficients and no phase column); "
-                            f"available: {reflection_io.available_labels(arrays)}.")
+                raise Sorry(
+                    f"{path} has no phases (no map coefficients and no phase column); "
+                    f"available: {reflection_io.available_labels(arrays)}."
+                )
             return user_phases(path, f_obs, phase_cols[0])
     label = array.info().label_string() if array.info() is not None else "phases"
     array = array.customized_copy(crystal_symmetry=f_obs.crystal_symmetry())

@@ -1,4 +1,5 @@
 """Outputs of a solution: 2mFo-DFc coefficients and map, CIF and PDB models (atomic writes)."""
+
 from __future__ import annotations
 
 from cctbx import maptbx
@@ -24,10 +25,13 @@ def two_mfo_dfc(f_obs, f_calc, fom):
 
 
 def map_on_grid(coefficients, resolution_factor: float = 1.0 / 3):
-    gridding = maptbx.crystal_gridding(unit_cell=coefficients.unit_cell(),
-                                       space_group_info=coefficients.space_group_info(),
-                                       d_min=coefficients.d_min(), resolution_factor=resolution_factor,
-                                       symmetry_flags=maptbx.use_space_group_symmetry)
+    gridding = maptbx.crystal_gridding(
+        unit_cell=coefficients.unit_cell(),
+        space_group_info=coefficients.space_group_info(),
+        d_min=coefficients.d_min(),
+        resolution_factor=resolution_factor,
+        symmetry_flags=maptbx.use_space_group_symmetry,
+    )
     return observables.density_map(coefficients, gridding)
 
 
@@ -51,16 +55,19 @@ def write_cif(path: str, xs, title: str, solved: bool) -> None:
     ops = block.init_loop("_space_group_symop_", ["id", "operation_xyz"])
     for i, op in enumerate(xs.space_group().all_ops()):
         ops.add_row([str(i + 1), gemmi.cif.quote(op.as_xyz())])
-    atoms = block.init_loop("_atom_site_", ["label", "type_symbol", "fract_x", "fract_y", "fract_z",
-                                            "U_iso_or_equiv", "adp_type", "occupancy"])
+    atoms = block.init_loop(
+        "_atom_site_",
+        ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "U_iso_or_equiv", "adp_type", "occupancy"],
+    )
     for sc in xs.scatterers():
-        atoms.add_row([sc.label, sc.scattering_type] + [f"{x:.6f}" for x in sc.site]
-                      + [f"{sc.u_iso:.5f}", "Uiso", f"{sc.occupancy:.4f}"])
+        atoms.add_row(
+            [sc.label, sc.scattering_type]
+            + [f"{x:.6f}" for x in sc.site]
+            + [f"{sc.u_iso:.5f}", "Uiso", f"{sc.occupancy:.4f}"]
+        )
     write_text(path, doc.as_string())
 
 
 def write_pdb(path: str, xs, title: str) -> None:
     text = xs.as_pdb_file(remark=title, resname="UNK")
     write_text(path, text if text.endswith("\n") else text + "\n")
-
-

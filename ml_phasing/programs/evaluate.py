@@ -1,4 +1,5 @@
 """ml_phasing.evaluate: cphasematch-style judgement of predictions against the truth."""
+
 from __future__ import annotations
 
 import csv
@@ -77,8 +78,11 @@ Examples:
     def _run(self):
         log_header(self, None, "cpu")
         reference = evaluation.load_reference(self.params)
-        print(f"Reference: {reference.path} ({reference.kind}, {reference.symmetry.space_group_info()}, "
-              f"cell {evaluation.cell_string(reference.symmetry)})", file=self.logger)
+        print(
+            f"Reference: {reference.path} ({reference.kind}, {reference.symmetry.space_group_info()}, "
+            f"cell {evaluation.cell_string(reference.symmetry)})",
+            file=self.logger,
+        )
         results = []
         for path in progress(self.paths, desc="evaluate", unit="file"):
             prediction = evaluation.load_prediction(path, self.params)
@@ -89,8 +93,13 @@ Examples:
         summary = self._summary(results)
         if len(results) > 1:
             self._show_summary(summary)
-        self.result = {"program": self.program_name, "version": self.version,
-                       "summary": summary, "predictions": results, "files": []}
+        self.result = {
+            "program": self.program_name,
+            "version": self.version,
+            "summary": summary,
+            "predictions": results,
+            "files": [],
+        }
         self._write(results, extras)
         print("Files written:", file=self.logger)
         for f in self.result["files"]:
@@ -101,33 +110,49 @@ Examples:
         out = self.logger
         print(f"\n{r['prediction']} ({r['prediction_kind']})", file=out)
         if "map_cc" in r:
-            print(f"  map CC {r['map_cc']:.3f}, after origin/hand alignment {r['map_cc_aligned']:.3f}"
-                  + (f", SSIM {r['ssim']:.3f}" if "ssim" in r else "")
-                  + (f", Patterson consistency {r['patterson_consistency']:.3f}"
-                     if "patterson_consistency" in r else ""), file=out)
+            print(
+                f"  map CC {r['map_cc']:.3f}, after origin/hand alignment {r['map_cc_aligned']:.3f}"
+                + (f", SSIM {r['ssim']:.3f}" if "ssim" in r else "")
+                + (f", Patterson consistency {r['patterson_consistency']:.3f}" if "patterson_consistency" in r else ""),
+                file=out,
+            )
         ph = r.get("phases")
         if ph:
             o = ph["overall"]
             if "origin_shift" in ph:
-                print(f"  origin shift ({', '.join(f'{x:.4f}' for x in ph['origin_shift'])}), "
-                      f"hand {'inverted' if ph['inverted_hand'] else 'as given'}", file=out)
-            print(f"  {'d_max':>6} {'d_min':>6} {'n':>6} {'<dphi>':>7} {'w<dphi>':>8} {'F<dphi>':>8} "
-                  f"{'<60deg':>7}", file=out)
+                print(
+                    f"  origin shift ({', '.join(f'{x:.4f}' for x in ph['origin_shift'])}), "
+                    f"hand {'inverted' if ph['inverted_hand'] else 'as given'}",
+                    file=out,
+                )
+            print(
+                f"  {'d_max':>6} {'d_min':>6} {'n':>6} {'<dphi>':>7} {'w<dphi>':>8} {'F<dphi>':>8} {'<60deg':>7}",
+                file=out,
+            )
             for s in ph["shells"] + [dict(o, d_max=r.get("d_max", 0), d_min=r.get("d_min", 0))]:
                 if not s["n"]:
                     continue
                 fom_w = s["fom_weighted_phase_error"]
-                print(f"  {s['d_max']:6.2f} {s['d_min']:6.2f} {s['n']:6d} {s['mean_phase_error']:7.1f} "
-                      f"{(fom_w if fom_w is not None else float('nan')):8.1f} "
-                      f"{s['f_weighted_phase_error']:8.1f} {s['fraction_below_60']:7.2f}", file=out)
+                print(
+                    f"  {s['d_max']:6.2f} {s['d_min']:6.2f} {s['n']:6d} {s['mean_phase_error']:7.1f} "
+                    f"{(fom_w if fom_w is not None else float('nan')):8.1f} "
+                    f"{s['f_weighted_phase_error']:8.1f} {s['fraction_below_60']:7.2f}",
+                    file=out,
+                )
         amp = r.get("amplitudes")
         if amp:
-            print(f"  amplitude R {amp['r_factor']:.3f} on {amp['n']} reflections"
-                  + (" (predicted only)" if amp["restricted_to_predicted"] else ""), file=out)
+            print(
+                f"  amplitude R {amp['r_factor']:.3f} on {amp['n']} reflections"
+                + (" (predicted only)" if amp["restricted_to_predicted"] else ""),
+                file=out,
+            )
         if "atoms" in r:
             a = r["atoms"]
-            print(f"  atoms matched within tolerance: {a['n_matched']}/{a['n_true']} "
-                  f"({a['fraction_matched']:.0%})" + (f", rms {a['rms']:.2f} A" if a["rms"] else ""), file=out)
+            print(
+                f"  atoms matched within tolerance: {a['n_matched']}/{a['n_true']} "
+                f"({a['fraction_matched']:.0%})" + (f", rms {a['rms']:.2f} A" if a["rms"] else ""),
+                file=out,
+            )
             iv = r["interatomic_vectors"]
             print(f"  interatomic vectors: precision {iv['precision']:.2f}, recall {iv['recall']:.2f}", file=out)
 
@@ -142,8 +167,11 @@ Examples:
                     continue
                 if v is not None and np.isfinite(v):
                     vals.append(float(v))
-            return {"median": float(np.median(vals)), "mean": float(np.mean(vals)), "n": len(vals),
-                    "values": vals} if vals else None
+            return (
+                {"median": float(np.median(vals)), "mean": float(np.mean(vals)), "n": len(vals), "values": vals}
+                if vals
+                else None
+            )
 
         return {
             "n_predictions": len(results),
@@ -160,8 +188,7 @@ Examples:
         print(f"\nSummary over {summary['n_predictions']} predictions (median / mean):", file=self.logger)
         for key, value in summary.items():
             if isinstance(value, dict):
-                print(f"  {key:24s} {value['median']:.3f} / {value['mean']:.3f} (n={value['n']})",
-                      file=self.logger)
+                print(f"  {key:24s} {value['median']:.3f} / {value['mean']:.3f} (n={value['n']})", file=self.logger)
 
     def _write(self, results, extras):
         files = self.result["files"]
@@ -171,15 +198,40 @@ Examples:
         csv_path = f"{self.prefix}_shells.csv"
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["prediction", "quantity", "d_max", "d_min", "n", "mean_phase_error",
-                    "fom_weighted_phase_error", "f_weighted_phase_error", "fraction_below_60", "r_factor"])
+        w.writerow(
+            [
+                "prediction",
+                "quantity",
+                "d_max",
+                "d_min",
+                "n",
+                "mean_phase_error",
+                "fom_weighted_phase_error",
+                "f_weighted_phase_error",
+                "fraction_below_60",
+                "r_factor",
+            ]
+        )
         for r in results:
             for s in (r.get("phases") or {}).get("shells", []):
-                w.writerow([r["prediction"], "phases", s["d_max"], s["d_min"], s["n"], s["mean_phase_error"],
-                            s["fom_weighted_phase_error"], s["f_weighted_phase_error"], s["fraction_below_60"], ""])
+                w.writerow(
+                    [
+                        r["prediction"],
+                        "phases",
+                        s["d_max"],
+                        s["d_min"],
+                        s["n"],
+                        s["mean_phase_error"],
+                        s["fom_weighted_phase_error"],
+                        s["f_weighted_phase_error"],
+                        s["fraction_below_60"],
+                        "",
+                    ]
+                )
             for s in (r.get("amplitudes") or {}).get("shells", []):
-                w.writerow([r["prediction"], "amplitudes", s["d_max"], s["d_min"], s["n"], "", "", "", "",
-                            s["r_factor"]])
+                w.writerow(
+                    [r["prediction"], "amplitudes", s["d_max"], s["d_min"], s["n"], "", "", "", "", s["r_factor"]]
+                )
         write_text(csv_path, buf.getvalue())
         files.append(csv_path)
         if not self.params.output.plots:
@@ -216,5 +268,3 @@ def _jsonable(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(type(o))
-
-

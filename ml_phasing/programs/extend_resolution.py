@@ -1,4 +1,5 @@
 """ml_phasing.extend_resolution: predict unmeasured high-resolution amplitudes and phase them."""
+
 from __future__ import annotations
 
 import json
@@ -71,13 +72,15 @@ Examples:
 
             outs += [f"{self.prefix}_solve{s}" for s in SUFFIXES]
         if not self.params.output.overwrite and any(os.path.exists(p) for p in outs):
-            raise Sorry(f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose "
-                        "output.prefix.")
+            raise Sorry(
+                f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose output.prefix."
+            )
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
-        self.model_path = resolution_extension.resolve_model(self.params.model, self.f_obs.d_min(),
-                                                             self.params.d_min_target)
+        self.model_path = resolution_extension.resolve_model(
+            self.params.model, self.f_obs.d_min(), self.params.d_min_target
+        )
         self.model, self.model_info = load_model(self.model_path, task="extend_resolution", device=self.device)
         resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
         cs = self.f_obs.crystal_symmetry()
@@ -97,25 +100,44 @@ Examples:
         log_header(self, self.params.random_seed, self.device)
         out = self.logger
         i = self.input_info
-        print(f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}), {i['space_group']}, "
-              f"d_min {i['d_min']:.2f} A", file=out)
-        r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target,
-                                        self.device)
-        print(f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "
-              f"(sigma = {r['relative_sigma']:.2f} x F for predicted)", file=out)
+        print(
+            f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}), {i['space_group']}, "
+            f"d_min {i['d_min']:.2f} A",
+            file=out,
+        )
+        r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target, self.device)
+        print(
+            f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "
+            f"(sigma = {r['relative_sigma']:.2f} x F for predicted)",
+            file=out,
+        )
         files = []
         ext = r["extended"]
         mtz = f"{self.prefix}.mtz"
-        map_io.write_mtz(mtz, [(r["measured_f"], "F"), (ext, "F_EXT"), (r["predicted"], "PREDICTED", "I")],
-                         title="ml_phasing.extend_resolution")
+        map_io.write_mtz(
+            mtz,
+            [(r["measured_f"], "F"), (ext, "F_EXT"), (r["predicted"], "PREDICTED", "I")],
+            title="ml_phasing.extend_resolution",
+        )
         files.append(mtz)
         shelx_io.write_hkl(f"{self.prefix}.hkl", ext)
-        shelx_io.write_ins(f"{self.prefix}.ins", ext.crystal_symmetry(), self.composition,
-                           title=f"{self.prefix} extended by ml_phasing", wavelength=self.params.wavelength)
+        shelx_io.write_ins(
+            f"{self.prefix}.ins",
+            ext.crystal_symmetry(),
+            self.composition,
+            title=f"{self.prefix} extended by ml_phasing",
+            wavelength=self.params.wavelength,
+        )
         files += [f"{self.prefix}.hkl", f"{self.prefix}.ins"]
-        self.result = {"input": i, "model": os.path.abspath(self.model_path), "d_min_target": r["d_min_target"],
-                       "n_measured": r["n_measured"], "n_predicted": r["n_predicted"],
-                       "composition_asu": self.composition, "files": files}
+        self.result = {
+            "input": i,
+            "model": os.path.abspath(self.model_path),
+            "d_min_target": r["d_min_target"],
+            "n_measured": r["n_measured"],
+            "n_predicted": r["n_predicted"],
+            "composition_asu": self.composition,
+            "files": files,
+        }
         if self.params.solve:
             self.result["solution"] = self._solve(r)
             files += self.result["solution"]["files"]
@@ -136,8 +158,9 @@ Examples:
             print("\nPhasing engine from charge flipping on the extended data:", file=out)
 
             def chain():
-                yield from starts.charge_flipping_starts(f, 3, p.random_seed, amplitudes=r["extended"],
-                                                         kind="extend_resolution")
+                yield from starts.charge_flipping_starts(
+                    f, 3, p.random_seed, amplitudes=r["extended"], kind="extend_resolution"
+                )
                 yield from starts.ab_initio_starts(f, self.composition, p.engine.max_starts, p.random_seed, rng)
 
             settings = solution.settings_from_params(p.engine, d_min_extend=float(r["d_min_target"]))
@@ -148,8 +171,16 @@ Examples:
                 yield from starts.ab_initio_starts(f, self.composition, p.engine.max_starts, p.random_seed, rng)
 
             settings = solution.settings_from_params(p.engine)
-        result = solution.run(f, self.composition, chain(), settings, seed=p.random_seed, nproc=p.nproc,
-                              max_starts=p.engine.max_starts, log=out)
+        result = solution.run(
+            f,
+            self.composition,
+            chain(),
+            settings,
+            seed=p.random_seed,
+            nproc=p.nproc,
+            max_starts=p.engine.max_starts,
+            log=out,
+        )
         files = solution.write(f"{self.prefix}_solve", f, result, self.program_name)
         return {**solution.summary(result, settings), "solve_data": p.solve_data, "files": files}
 

@@ -1,4 +1,5 @@
 """ml_phasing.patterson_to_density: measured amplitudes -> density map and phases."""
+
 from __future__ import annotations
 
 import json
@@ -72,7 +73,8 @@ Examples:
         stem = os.path.splitext(os.path.basename(path))[0]
         self.prefix = self.params.output.prefix or f"{stem}_p2d"
         self.outputs = [f"{self.prefix}.mtz", f"{self.prefix}.json"] + (
-            [f"{self.prefix}_density.ccp4"] if self.params.output.write_map else [])
+            [f"{self.prefix}_density.ccp4"] if self.params.output.write_map else []
+        )
         if self.params.solve:
             from ml_phasing.phasing.solution import SUFFIXES
 
@@ -91,8 +93,11 @@ Examples:
             from ml_phasing.phasing import composition
 
             cs = self.f_obs.crystal_symmetry()
-            self.composition = (composition.parse_composition(self.params.composition) if self.params.composition
-                                else composition.estimate_composition(cs))
+            self.composition = (
+                composition.parse_composition(self.params.composition)
+                if self.params.composition
+                else composition.estimate_composition(cs)
+            )
             composition.check_fits(cs, self.composition)
 
     def run(self):
@@ -106,40 +111,73 @@ Examples:
         log_header(self, self.params.random_seed, self.device)
         out = self.logger
         i = self.input_info
-        print(f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
-              f"{', French-Wilson' if i['intensities_converted'] else ''}), {i['space_group']}, "
-              f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A", file=out)
+        print(
+            f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
+            f"{', French-Wilson' if i['intensities_converted'] else ''}), {i['space_group']}, "
+            f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A",
+            file=out,
+        )
         m = self.model_info
-        print(f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
-              f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A", file=out)
+        print(
+            f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
+            f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A",
+            file=out,
+        )
         t0 = time.time()
-        r = density_prediction.predict(self.model, self.model_info, self.f_obs, self.device,
-                                       self.params.refinement.cycles, self.params.ensemble.rotations)
+        r = density_prediction.predict(
+            self.model,
+            self.model_info,
+            self.f_obs,
+            self.device,
+            self.params.refinement.cycles,
+            self.params.ensemble.rotations,
+        )
         seconds = time.time() - t0
         n_rot = r["rotations"]
-        print(f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s"
-              + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""), file=out)
+        print(
+            f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s"
+            + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""),
+            file=out,
+        )
         if self.f_obs.space_group().order_z() > 1:
-            print(f"Origin consistent with {self.f_obs.space_group_info()}: shift "
-                  f"({', '.join(f'{x:.3f}' for x in r['origin_shift'])}), symmetry CC {r['symmetry_cc']:.3f}", file=out)
-        print(f"R(|Fobs|, |F of predicted density|) = {r['r_factor_network']:.3f}; mean FOM "
-              f"{np.mean(r['fom_network']):.3f} (network)"
-              + (f", {r['mean_fom']:.3f} after {self.params.refinement.cycles} charge-flipping cycles"
-                 if self.params.refinement.cycles else ""), file=out)
+            print(
+                f"Origin consistent with {self.f_obs.space_group_info()}: shift "
+                f"({', '.join(f'{x:.3f}' for x in r['origin_shift'])}), symmetry CC {r['symmetry_cc']:.3f}",
+                file=out,
+            )
+        print(
+            f"R(|Fobs|, |F of predicted density|) = {r['r_factor_network']:.3f}; mean FOM "
+            f"{np.mean(r['fom_network']):.3f} (network)"
+            + (
+                f", {r['mean_fom']:.3f} after {self.params.refinement.cycles} charge-flipping cycles"
+                if self.params.refinement.cycles
+                else ""
+            ),
+            file=out,
+        )
         files = self._write(r)
         for f in files:
             print(f"  wrote {f}", file=out)
         self.result = {
-            "input": self.input_info, "model": {"file": os.path.abspath(self.model_path),
-                                                "architecture": m["architecture"],
-                                                "task_config": {k: v for k, v in m["task_config"].items()
-                                                                if k != "dataset_parameters"},
-                                                "training_metrics": m.get("metrics")},
-            "grid": list(r["grid"]), "d_min": r["d_min"], "origin_shift": list(r["origin_shift"]),
-            "symmetry_cc": r["symmetry_cc"], "r_factor_network": r["r_factor_network"],
-            "mean_fom_network": float(np.mean(r["fom_network"])), "mean_fom": r["mean_fom"],
-            "refinement_cycles": self.params.refinement.cycles, "ensemble_rotations": n_rot, "seconds": round(seconds, 3),
-            "device": self.device, "files": files,
+            "input": self.input_info,
+            "model": {
+                "file": os.path.abspath(self.model_path),
+                "architecture": m["architecture"],
+                "task_config": {k: v for k, v in m["task_config"].items() if k != "dataset_parameters"},
+                "training_metrics": m.get("metrics"),
+            },
+            "grid": list(r["grid"]),
+            "d_min": r["d_min"],
+            "origin_shift": list(r["origin_shift"]),
+            "symmetry_cc": r["symmetry_cc"],
+            "r_factor_network": r["r_factor_network"],
+            "mean_fom_network": float(np.mean(r["fom_network"])),
+            "mean_fom": r["mean_fom"],
+            "refinement_cycles": self.params.refinement.cycles,
+            "ensemble_rotations": n_rot,
+            "seconds": round(seconds, 3),
+            "device": self.device,
+            "files": files,
         }
         if self.params.solve:
             self.result["solution"] = self._solve()
@@ -159,11 +197,20 @@ Examples:
         def chain():  # network and random starts in turn (see ml_phasing.solve)
             yield from starts.interleaved(
                 starts.network_starts(self.model, self.model_info, self.f_obs, self.device, rotations=24),
-                starts.random_starts(self.f_obs, p.engine.max_starts, rng))
+                starts.random_starts(self.f_obs, p.engine.max_starts, rng),
+            )
 
         settings = solution.settings_from_params(p.engine)
-        result = solution.run(self.f_obs, self.composition, chain(), settings, seed=p.random_seed, nproc=p.nproc,
-                              max_starts=p.engine.max_starts, log=out)
+        result = solution.run(
+            self.f_obs,
+            self.composition,
+            chain(),
+            settings,
+            seed=p.random_seed,
+            nproc=p.nproc,
+            max_starts=p.engine.max_starts,
+            log=out,
+        )
         files = solution.write(f"{self.prefix}_solve", self.f_obs, result, self.program_name)
         for name in files:
             print(f"  wrote {name}", file=out)
@@ -181,8 +228,9 @@ Examples:
         fc = r["f_pred"].common_set(f_obs)
         columns = [(f_obs, "F"), (fwt, "FWT"), (phib, "PHIB", "P"), (fom_arr, "FOM", "W"), (fc, "FC")]
         path = f"{self.prefix}.mtz"
-        map_io.write_mtz(path, columns, rename={"PHIFWT": "PHWT", "PHIFC": "PHIC"},
-                         title="ml_phasing.patterson_to_density")
+        map_io.write_mtz(
+            path, columns, rename={"PHIFWT": "PHWT", "PHIFC": "PHIC"}, title="ml_phasing.patterson_to_density"
+        )
         files = [path]
         if self.params.output.write_map:
             density = density_prediction.density_on_grid(r["f_pred"], r["grid"])

@@ -1,4 +1,5 @@
 """ml_phasing.simulate: synthetic training data for the three seed methods."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,10 @@ An existing dataset made with other parameters is kept unless --overwrite.
         s = self.params.simulate
         self.shard_sizes = simulation.shard_layout(s.n_examples, s.examples_per_shard, s.n_shards)
         if s.shard_index is not None and s.shard_index >= len(self.shard_sizes):
-            raise Sorry(f"shard_index={s.shard_index} but the dataset has {len(self.shard_sizes)} "
-                        f"shards (0..{len(self.shard_sizes) - 1}).")
+            raise Sorry(
+                f"shard_index={s.shard_index} but the dataset has {len(self.shard_sizes)} "
+                f"shards (0..{len(self.shard_sizes) - 1})."
+            )
         if self.params.output.directory is None:
             raise Sorry("output.directory must be set.")
         # Read the files now, so a bad file stops the run before any work.
@@ -108,8 +111,10 @@ An existing dataset made with other parameters is kept unless --overwrite.
         if os.path.exists(manifest_path) and not overwrite:
             old = dataset.read_manifest(directory)
             if old.get("fingerprint") != fp:
-                raise Sorry(f"{directory} holds a dataset made with other parameters; choose "
-                            "another output.directory or add --overwrite to replace it.")
+                raise Sorry(
+                    f"{directory} holds a dataset made with other parameters; choose "
+                    "another output.directory or add --overwrite to replace it."
+                )
         if overwrite:
             for name in os.listdir(directory):
                 if name.startswith("shard_") and name.endswith(".h5"):
@@ -128,8 +133,7 @@ An existing dataset made with other parameters is kept unless --overwrite.
         if skipped:
             print(f"Keeping {len(skipped)} complete shard(s): {skipped}", file=self.logger)
         n_todo = sum(self.shard_sizes[k] for k in todo)
-        print(f"Generating {n_todo} examples in {len(todo)} shard(s) with nproc={self.params.nproc}",
-              file=self.logger)
+        print(f"Generating {n_todo} examples in {len(todo)} shard(s) with nproc={self.params.nproc}", file=self.logger)
         t0 = time.time()
         compression = None if self.params.output.compression == "none" else self.params.output.compression
         stream = simulation.ExampleStream(self.config, self.params.nproc)
@@ -139,11 +143,12 @@ An existing dataset made with other parameters is kept unless --overwrite.
                     path = os.path.join(directory, dataset.shard_name(k))
                     attrs = {"fingerprint": fp, "shard_index": k, "ml_phasing_version": self.version}
                     try:
-                        simulation.write_shard(path, firsts[k], self.shard_sizes[k], stream, attrs,
-                                               bar, compression)
+                        simulation.write_shard(path, firsts[k], self.shard_sizes[k], stream, attrs, bar, compression)
                     except OSError as e:
-                        raise Sorry(f"Cannot write {path}: {e.strerror or e}. The shard was "
-                                    "discarded; rerun the same command to resume.") from None
+                        raise Sorry(
+                            f"Cannot write {path}: {e.strerror or e}. The shard was "
+                            "discarded; rerun the same command to resume."
+                        ) from None
                     print(f"  wrote {path}", file=self.logger)
         finally:
             stream.close()

@@ -1,4 +1,5 @@
 """ml_phasing.solve: observed amplitudes -> phase starts -> dual-space engine -> a refined structure."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
 from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
 from ml_phasing.version import __version__
+
 
 class Program(ProgramTemplate):
     program_name = "ml_phasing.solve"
@@ -79,8 +81,9 @@ Examples:
         if self.f_obs.size() < 10:
             raise Sorry(f"Only {self.f_obs.size()} usable reflections in {path}: too few to phase.")
         cs = self.f_obs.crystal_symmetry()
-        self.composition = (comp_mod.parse_composition(p.composition) if p.composition
-                            else comp_mod.estimate_composition(cs))
+        self.composition = (
+            comp_mod.parse_composition(p.composition) if p.composition else comp_mod.estimate_composition(cs)
+        )
         comp_mod.check_fits(cs, self.composition)
         if p.seed == "phases" and not p.phases.file:
             raise Sorry("seed=phases needs phases.file= (an MTZ with phases or map coefficients).")
@@ -109,9 +112,11 @@ Examples:
 
         name = self.params.model
         if name in getattr(resolution_extension, "SHIPPED_MODELS", {}):
-            raise Sorry(f"model={name} is a shipped extend_resolution model; seed=patterson_to_density needs a "
-                        f"patterson_to_density model ({', '.join(density_prediction.SHIPPED_MODELS)}), or use "
-                        "seed=extend_resolution.")
+            raise Sorry(
+                f"model={name} is a shipped extend_resolution model; seed=patterson_to_density needs a "
+                f"patterson_to_density model ({', '.join(density_prediction.SHIPPED_MODELS)}), or use "
+                "seed=extend_resolution."
+            )
         path = density_prediction.resolve_model(name)
         if not os.path.isfile(path):
             raise Sorry(f"Model file not found: {path}")
@@ -121,8 +126,9 @@ Examples:
         except Sorry as e:
             if required:
                 raise
-            self.notes.append(f"No shipped model serves these data ({e}); running ab initio "
-                              "(charge flipping, then random phases).")
+            self.notes.append(
+                f"No shipped model serves these data ({e}); running ab initio (charge flipping, then random phases)."
+            )
             self.seed_kind = "ab_initio"
             return
         self.model, self.model_info, self.model_path = model, info, path
@@ -136,14 +142,17 @@ Examples:
         if self.seed_kind == "patterson_to_density":
             # network and random starts in turn: the network's 48 starts are alike and can share one
             # near-miss (benchmarks/solve.py: 60% solved from the network alone, 80% from random starts)
-            yield from starts.interleaved(starts.network_starts(self.model, self.model_info, f, self.device,
-                                                                rotations=24), starts.random_starts(f, n, rng))
+            yield from starts.interleaved(
+                starts.network_starts(self.model, self.model_info, f, self.device, rotations=24),
+                starts.random_starts(f, n, rng),
+            )
         elif self.seed_kind == "extend_resolution":
             from ml_phasing.resolution_extension import extend
 
             ext = extend(self.model, self.model_info, f, None, self.device)
-            yield from starts.charge_flipping_starts(f, n, p.random_seed, amplitudes=ext["extended"],
-                                                     kind="extend_resolution")
+            yield from starts.charge_flipping_starts(
+                f, n, p.random_seed, amplitudes=ext["extended"], kind="extend_resolution"
+            )
             yield from starts.random_starts(f, n, rng)
         elif self.seed_kind == "charge_flipping":
             yield from starts.charge_flipping_starts(f, n, p.random_seed)
@@ -169,13 +178,19 @@ Examples:
         out = self.logger
         i = self.input_info
         f = self.f_obs
-        print(f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
-              f"{', French-Wilson' if i['intensities_converted'] else ''}), {f.space_group_info()}, "
-              f"cell {tuple(round(x, 3) for x in f.unit_cell().parameters())} A, d_min {f.d_min():.2f} A"
-              + (f" (cut at d_min={p.d_min})" if p.d_min else ""), file=out)
-        print("Composition per asymmetric unit: "
-              + " ".join(f"{e}{int(round(n))}" for e, n in self.composition.items())
-              + ("" if p.composition else " (estimated: give composition=)"), file=out)
+        print(
+            f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
+            f"{', French-Wilson' if i['intensities_converted'] else ''}), {f.space_group_info()}, "
+            f"cell {tuple(round(x, 3) for x in f.unit_cell().parameters())} A, d_min {f.d_min():.2f} A"
+            + (f" (cut at d_min={p.d_min})" if p.d_min else ""),
+            file=out,
+        )
+        print(
+            "Composition per asymmetric unit: "
+            + " ".join(f"{e}{int(round(n))}" for e, n in self.composition.items())
+            + ("" if p.composition else " (estimated: give composition=)"),
+            file=out,
+        )
         for note in self.notes:
             print(note, file=out)
         print(f"Starts: {self.seed_kind}" + (f" ({self.model_path})" if self.model is not None else ""), file=out)
@@ -183,14 +198,29 @@ Examples:
         if self.seed_kind == "extend_resolution":
             d_ext = float(self.model_info["task_config"]["d_min_high"])
         settings = solution.settings_from_params(p.engine, d_min_extend=d_ext)
-        result = solution.run(f, self.composition, self._starts(), settings, seed=p.random_seed, nproc=p.nproc,
-                              max_starts=p.engine.max_starts, log=out)
+        result = solution.run(
+            f,
+            self.composition,
+            self._starts(),
+            settings,
+            seed=p.random_seed,
+            nproc=p.nproc,
+            max_starts=p.engine.max_starts,
+            log=out,
+        )
         files = solution.write(self.prefix, f, result, self.program_name)
         for name in files:
             print(f"  wrote {name}", file=out)
-        self.result = {"program": self.program_name, "version": __version__, "input": self.input_info,
-                       "composition": self.composition, "seed": self.seed_kind,
-                       **solution.summary(result, settings), "notes": self.notes, "files": files}
+        self.result = {
+            "program": self.program_name,
+            "version": __version__,
+            "input": self.input_info,
+            "composition": self.composition,
+            "seed": self.seed_kind,
+            **solution.summary(result, settings),
+            "notes": self.notes,
+            "files": files,
+        }
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
 

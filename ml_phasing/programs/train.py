@@ -1,4 +1,5 @@
 """ml_phasing.train: train the seed papers' networks on ml_phasing.simulate datasets."""
+
 from __future__ import annotations
 
 import json
@@ -68,28 +69,41 @@ Examples:
 
         needed = task_class(t.task).fields or ("reflections/f",)
         outputs = manifest.get("outputs", [])
-        need_outputs = {"patterson": "patterson", "density": "density", "intensity_grid": "intensity_grid",
-                        "voxel_atoms": "voxel_atoms", "reflections/f": "amplitudes"}
+        need_outputs = {
+            "patterson": "patterson",
+            "density": "density",
+            "intensity_grid": "intensity_grid",
+            "voxel_atoms": "voxel_atoms",
+            "reflections/f": "amplitudes",
+        }
         missing = [need_outputs[f] for f in needed if need_outputs[f] not in outputs]
         if missing:
-            raise Sorry(f"task={t.task} needs simulate outputs {missing}, which {t.data.train} lacks "
-                        f"(it has {outputs}).")
+            raise Sorry(
+                f"task={t.task} needs simulate outputs {missing}, which {t.data.train} lacks (it has {outputs})."
+            )
         self.device = resolve_device(self.params.device)
         from ml_phasing.training import CHECKPOINT
 
         for name in (self.params.output.model_file, CHECKPOINT):
             path = os.path.join(self.params.output.directory, name)
             if os.path.exists(path) and not (self.params.output.overwrite or t.resume):
-                raise Sorry(f"{path} exists (an earlier run); add resume=True to continue it, --overwrite to "
-                            "replace it, or choose output.directory.")
+                raise Sorry(
+                    f"{path} exists (an earlier run); add resume=True to continue it, --overwrite to "
+                    "replace it, or choose output.directory."
+                )
 
     def run(self):
         import torch
 
         os.makedirs(self.params.output.directory, exist_ok=True)
         main = int(os.environ.get("RANK", "0")) == 0
-        log = (LogFile(self, os.path.join(self.params.output.directory, "train.log"),
-                       append=bool(self.params.train.resume)) if main else None)
+        log = (
+            LogFile(
+                self, os.path.join(self.params.output.directory, "train.log"), append=bool(self.params.train.resume)
+            )
+            if main
+            else None
+        )
         try:
             log_header(self, self.params.random_seed, self.device)
             print(f"torch threads: {torch.get_num_threads()}", file=self.logger)
@@ -97,20 +111,29 @@ Examples:
 
             phil = self.get_program_phil_str(diff=True)
             trainer = Trainer(self.params, self.device, self.logger, training_phil=phil)
-            trainer.log(f"task {self.params.train.task}, model {trainer.arch} ({trainer.n_parameters()} parameters) "
-                        f"{trainer.kwargs}")
-            trainer.log(f"{len(trainer.train_data)} training and {len(trainer.val_data)} validation examples; "
-                        f"world size {trainer.dist.world}")
+            trainer.log(
+                f"task {self.params.train.task}, model {trainer.arch} ({trainer.n_parameters()} parameters) "
+                f"{trainer.kwargs}"
+            )
+            trainer.log(
+                f"{len(trainer.train_data)} training and {len(trainer.val_data)} validation examples; "
+                f"world size {trainer.dist.world}"
+            )
 
             def bar(total, desc):
                 return progress(total=total, desc=desc, unit="ex") if trainer.dist.is_main else None
 
             path = trainer.run(bar)
             trainer.log(f"Model file: {path} (best epoch {trainer.best['epoch']})")
-            self.result = {"model_file": os.path.abspath(path), "best_epoch": trainer.best["epoch"],
-                           "history": trainer.history, "architecture": trainer.arch,
-                           "n_parameters": trainer.n_parameters(), "device": self.device,
-                           "world_size": trainer.dist.world}
+            self.result = {
+                "model_file": os.path.abspath(path),
+                "best_epoch": trainer.best["epoch"],
+                "history": trainer.history,
+                "architecture": trainer.arch,
+                "n_parameters": trainer.n_parameters(),
+                "device": self.device,
+                "world_size": trainer.dist.world,
+            }
         finally:
             if log is not None:
                 log.close(self)

@@ -7,6 +7,7 @@ is optionally given a random proper rotation, placed with its centre of mass at
 the centre of a cubic P1 cell, and rejected if it comes closer than
 ``min_image_distance`` to its own periodic images.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,16 @@ class PeptidesConfig:
     @classmethod
     def from_phil(cls, p):
         residues = tuple(r.upper() for r in (p.residues or rg.AMINO_ACIDS))
-        return cls(p.kind, residues, tuple(p.file or ()), p.cell_edge, p.min_image_distance,
-                   p.random_rotation, p.b_iso_min, p.b_iso_max)
+        return cls(
+            p.kind,
+            residues,
+            tuple(p.file or ()),
+            p.cell_edge,
+            p.min_image_distance,
+            p.random_rotation,
+            p.b_iso_min,
+            p.b_iso_max,
+        )
 
     def validate(self):
         unknown = [r for r in self.residues if r not in rg.SIDE_CHAINS]
@@ -107,17 +116,23 @@ def _random_rotation(rng):
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
     w, x, y, z = q
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def min_image_distance(xyz: np.ndarray, edge: float) -> float:
     """Closest approach of a fragment to its periodic images in a cubic cell."""
-    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)
-                       if (i, j, k) != (0, 0, 0)], float) * edge
+    shifts = (
+        np.array(
+            [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)], float
+        )
+        * edge
+    )
     images = xyz[None, :, :] + shifts[:, None, :]
     d = np.linalg.norm(xyz[None, :, None, :] - images[:, None, :, :], axis=-1)
     return float(d.min())
@@ -150,9 +165,15 @@ def to_xray_structure(atoms, xyz, edge, b_values):
     cs = crystal.symmetry(unit_cell=(edge, edge, edge, 90, 90, 90), space_group_symbol="P1")
     scatterers = []
     for (resname, seq, name, element, _), site, b in zip(atoms, xyz, b_values):
-        scatterers.append(xray.scatterer(
-            label=f"{resname}{seq}:{name}", site=tuple(site / edge),
-            u=adptbx.b_as_u(float(b)), occupancy=1.0, scattering_type=element))
+        scatterers.append(
+            xray.scatterer(
+                label=f"{resname}{seq}:{name}",
+                site=tuple(site / edge),
+                u=adptbx.b_as_u(float(b)),
+                occupancy=1.0,
+                scattering_type=element,
+            )
+        )
     from cctbx.array_family import flex
 
     return xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(scatterers))
@@ -179,8 +200,12 @@ def make_structure(config: PeptidesConfig, rng, library: FragmentLibrary | None)
         b = rng.uniform(config.b_iso_min, config.b_iso_max, size=len(atoms))
         xs = to_xray_structure(atoms, xyz, config.cell_edge, b)
         sequence = f"{atoms[0][0]}-{atoms[-1][0]}"
-        return xs, {"source": "peptides", "sequence": sequence, "attempts": attempt + 1,
-                    "fragment_origin": "file" if library is not None else "ideal"}
+        return xs, {
+            "source": "peptides",
+            "sequence": sequence,
+            "attempts": attempt + 1,
+            "fragment_origin": "file" if library is not None else "ideal",
+        }
     raise Sorry(
         f"peptides: no fragment fits a {config.cell_edge} A cell without coming closer than "
         f"{config.min_image_distance} A to its periodic images after {MAX_TRIES} tries; "

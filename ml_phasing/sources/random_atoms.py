@@ -4,6 +4,7 @@ Atoms of chosen elements are scattered in a cell of a chosen space group by
 :func:`cctbx.development.random_structure.xray_structure`, with a minimum
 interatomic distance, a volume per atom and an isotropic B range.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """User-supplied crystal structures: small-molecule CIF, PDB or mmCIF, used as they are."""
+
 from __future__ import annotations
 
 import os
