@@ -48,4 +48,7 @@ def test_ci_runs_the_readme_commands():
         text=True,
     )
     lines = out.stdout.strip().splitlines()
-    assert lines == ['python -m pip install torch==2.13.0 -e ".[test]"', "python -m pytest -q"], out.stderr
+    assert lines == [
+        'python -m pip install torch==2.13.0 -e ".[test]"',
+        "python -m ruff check . && python -m pytest -q",
+    ], out.stderr
