@@ -8,7 +8,9 @@ a partial file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import struct
 import tempfile
 
 
@@ -41,20 +43,88 @@ def remove_stale(path: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str):
+def atomic_path(path: str, verify=None):
     """Yield a temporary path beside ``path``; rename it to ``path`` on success.
 
     The temporary name keeps the final extension, because some writers (iotbx)
-    choose the format from it.
+    choose the format from it. ``verify(tmp)``, where given, runs before the rename
+    and raises :class:`IncompleteWrite` for a file that is not whole: iotbx's C++ map
+    and MTZ writers do not report a full disk (a 8,192-byte map of 33,024 was renamed
+    into place). An OSError gets ``path`` as its filename, so that the program's message
+    names the output and not the temporary file.
     """
     tmp = temporary_name(path)
     try:
         yield tmp
+        if verify is not None:
+            verify(tmp)
         publish(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            e.filename = path
         raise
+
+
+class IncompleteWrite(OSError):
+    """A writer finished without error but its file is not whole (a full disk, most often)."""
+
+    def __init__(self, path: str, written: int, expected: int):
+        super().__init__(
+            errno.ENOSPC,
+            f"incomplete file ({written} of {expected} bytes written; is the disk full?)",
+            path,
+        )
+
+
+def check_ccp4_map(tmp: str) -> None:
+    """The size a CCP4/MRC map must have from its own header (1024 bytes + extended header +
+    NC x NR x NS voxels of MODE's size)."""
+    size = os.path.getsize(tmp)
+    with open(tmp, "rb") as f:
+        header = f.read(1024)
+    if len(header) < 1024:
+        raise IncompleteWrite(tmp, size, 1024)
+    nc, nr, ns, mode = struct.unpack("<4i", header[:16])
+    (nsymbt,) = struct.unpack("<i", header[92:96])
+    voxel = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}.get(mode, 4)
+    expected = 1024 + nsymbt + nc * nr * ns * voxel
+    if size != expected:
+        raise IncompleteWrite(tmp, size, expected)
+
+
+def check_mtz(tmp: str) -> None:
+    """An MTZ that iotbx can read back with the reflections it should hold."""
+    import iotbx.mtz
+
+    size = os.path.getsize(tmp)
+    try:
+        iotbx.mtz.object(file_name=tmp)
+    except (RuntimeError, ValueError) as e:
+        raise IncompleteWrite(tmp, size, size + 1) from e
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a full disk raises OSError ENOSPC naming ``path``)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def torch_save(obj, path: str) -> None:
+    """``torch.save`` atomically. torch's own file writer reports a full disk as a RuntimeError
+    ("basic_ios::clear: iostream error"), so the object is serialised in memory and the bytes
+    are written by Python, which raises OSError ENOSPC."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def write_text(path: str, text: str) -> None:

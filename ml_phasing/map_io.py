@@ -6,14 +6,14 @@ import numpy as np
 from cctbx import sgtbx
 from cctbx.array_family import flex
 
-from ml_phasing.atomic_io import atomic_path
+from ml_phasing.atomic_io import atomic_path, check_ccp4_map, check_mtz
 
 
 def write_ccp4_map(path: str, unit_cell, map_array: np.ndarray, title: str = "ml_phasing") -> None:
     """Write a whole-cell map (numpy [x, y, z]) as a CCP4 map in P1."""
     data = flex.double(np.ascontiguousarray(map_array, dtype=np.float64))
     data.reshape(flex.grid(map_array.shape))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=check_ccp4_map) as tmp:
         import iotbx.ccp4_map
 
         iotbx.ccp4_map.write_ccp4_map(
@@ -48,7 +48,7 @@ def write_mtz(path: str, columns: list, title: str = "ml_phasing", rename: dict 
     for old, new in (rename or {}).items():
         mtz.get_column(old).set_label(new)
     mtz.set_title(title[:70])
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=check_mtz) as tmp:
         mtz.write(tmp)
 
 

@@ -16,7 +16,7 @@ import os
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing.atomic_io import atomic_path
+from ml_phasing.atomic_io import torch_save
 
 FORMAT_VERSION = 1
 KIND = "ml_phasing.model"
@@ -54,8 +54,7 @@ def save_model(
         "metrics": _plain(metrics or {}),
         **_plain(extra or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(blob, tmp)
+    torch_save(blob, path)
 
 
 def _unwrap(model):

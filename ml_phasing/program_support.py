@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import platform
 import sys
@@ -96,7 +97,23 @@ def run_cli(program_class, args=None) -> int:
         sys.stdout.flush()
         print("Interrupted: rerun the same command to resume.", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the machine's fault, not the program's: a full disk, a quota, a read-only or
+        # unwritable output directory. Anything else is a bug and keeps its traceback.
+        if e.errno not in _DISK_ERRORS:
+            raise
+        sys.stdout.flush()
+        where = f" {e.filename}" if e.filename else ""
+        print(
+            f"Sorry: Cannot write{where}: {e.strerror or e}. Complete outputs already written are kept; "
+            "nothing half-written is left.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 _PHIL_ERRORS = (

@@ -26,7 +26,7 @@ from libtbx.utils import Sorry
 
 from ml_phasing import dataset as dsmod
 from ml_phasing import model_file, tasks
-from ml_phasing.atomic_io import atomic_path, write_text
+from ml_phasing.atomic_io import atomic_path, torch_save, write_text
 from ml_phasing.models import ARCHITECTURES
 
 CHECKPOINT = "checkpoint.pt"
@@ -410,8 +410,7 @@ class Trainer:
             "task_config": self.task_config,
             "training_phil": self.training_phil,
         }
-        with atomic_path(self.checkpoint_path()) as tmp:
-            torch.save(state, tmp)
+        torch_save(state, self.checkpoint_path())
 
     def load_checkpoint(self):
         path = self.checkpoint_path()
