@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 import os
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ import numpy as np
 from cctbx.eltbx import tiny_pse
 from libtbx.utils import Sorry
 
-from ml_phasing import dataset, observables
+from ml_phasing import dataset, observables, worker_pool
 from ml_phasing.powder import PowderConfig
 from ml_phasing.powder import pattern as powder_pattern
 from ml_phasing.seeding import example_seed, seed_everything
@@ -226,6 +225,11 @@ def _work(index):
     return make_example(_WORKER["config"], index, _WORKER["source"])
 
 
+def _work_chunk(bounds):
+    """Examples [first, last) in one task (fewer round trips than one task per example)."""
+    return [_work(i) for i in range(*bounds)]
+
+
 class ExampleStream:
     """Examples [start, stop) in order, computed in ``nproc`` processes."""
 
@@ -234,20 +238,19 @@ class ExampleStream:
         self.nproc = nproc
         self.pool = None
         if nproc > 1:
-            ctx = multiprocessing.get_context("fork")
-            self.pool = ctx.Pool(nproc, initializer=_init_worker, initargs=(config,))
+            self.pool = worker_pool.fork_pool(nproc, initializer=_init_worker, initargs=(config,))
         else:
             _init_worker(config)
 
     def __call__(self, start: int, stop: int):
         if self.pool is None:
             return (_work(i) for i in range(start, stop))
-        return self.pool.imap(_work, range(start, stop), chunksize=8)
+        chunks = [(i, min(i + 8, stop)) for i in range(start, stop, 8)]
+        return (ex for chunk in worker_pool.results(self.pool.imap(_work_chunk, chunks)) for ex in chunk)
 
     def close(self):
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            worker_pool.close(self.pool)
 
 
 def write_shard(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ml_phasing import worker_pool
 from ml_phasing.phasing import dual_space
 
 # Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
@@ -187,21 +188,22 @@ def solve(
             if (record(index, start, tr, seconds) and settings.stop_when_solved) or out_of_time():
                 break
     else:
-        import multiprocessing
-
         _WORKER.update(
             f_obs=f_obs, e_obs=e_obs, gridding=gridding, composition=composition, settings=settings, seed=seed
         )
-        ctx = multiprocessing.get_context("fork")
-        pool = ctx.Pool(nproc)
+        pool = worker_pool.fork_pool(nproc)
         try:
-            for index, start, plain, figures, history, seconds in pool.imap(_worker_run, enumerate(limited)):
+            # Starts are made here, in the main thread (some, like P1 dual-space starts, take
+            # seconds), nproc + 1 in flight; results are taken in start order, so the run
+            # (and where it stops) is the serial one.
+            for index, start, plain, figures, history, seconds in worker_pool.ordered(
+                pool, _worker_run, enumerate(limited), in_flight=nproc + 1
+            ):
                 tr = _rebuild(f_obs, e_obs, plain, figures, history)
                 if (record(index, start, tr, seconds) and settings.stop_when_solved) or out_of_time():
                     break
         finally:
-            pool.terminate()
-            pool.join()
+            worker_pool.close(pool)
             _WORKER.clear()
     if best is None:
         from libtbx.utils import Sorry
