@@ -133,3 +133,18 @@ def test_difference_peak_ratio_sees_one_wrong_atom(dialanine):
     wrong.scatterers()[4].site = tuple(np.add(wrong.scatterers()[4].site, (0.1, 0.0, 0.0)))  # 1 A
     assert right < 0.02
     assert figures_of_merit.difference_peak_ratio(f_obs, wrong) > 0.15
+
+
+def test_an_atom_moved_off_a_special_position_gets_the_new_site_symmetry():
+    """polish moves atoms; one on a C2 axis moved to a general site must not keep the axis
+    (cctbx refused such a structure in refinement: 'Excessive special position correction')."""
+    cs = crystal.symmetry(unit_cell=(8, 9, 10, 90, 105, 90), space_group_symbol="C 1 2 1")
+    xs = dual_space.structure_from_peaks(cs, [(0.0, 0.25, 0.0), (0.2, 0.1, 0.3)], ["C", "O"], 5.0)
+    assert xs.site_symmetry_table().is_special_position(0)
+    moved = dual_space.moved(xs, 0, (0.18, 0.25, 0.68))
+    assert moved.scatterers().size() == 2 and not any(
+        moved.site_symmetry_table().is_special_position(i) for i in range(2)
+    )
+    assert sorted(sc.scattering_type for sc in moved.scatterers()) == ["C", "O"]
+    f_obs = abs(xs.structure_factors(d_min=1.5).f_calc()).set_observation_type_xray_amplitude()
+    dual_space.refine(moved, f_obs, iterations=3)

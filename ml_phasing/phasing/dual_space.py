@@ -304,8 +304,7 @@ def polish(
         improved = False
         for atom in movers:
             for site in free[:candidates]:
-                trial = xs.deep_copy_scatterers()
-                trial.scatterers()[atom].site = tuple(site)
+                trial = moved(xs, atom, site)
                 trial = refine(trial, f_obs, restraints_weight=restraints_weight)
                 r1 = r1_of(trial)
                 if r1 < best_r1 - min_gain:
@@ -320,6 +319,18 @@ def polish(
         if r1_of(swapped) < best_r1:
             xs, best_r1 = swapped, r1_of(swapped)
     return xs if best_r1 < r1_of(start) else start
+
+
+def moved(xs, atom: int, site):
+    """``xs`` with atom ``atom`` on ``site`` (its element and B kept). The atom is taken out
+    and put back through the structure's special-position handling: setting the site in
+    place would keep the old site's symmetry, and cctbx then refuses the structure
+    ("Excessive special position correction") when the new site is general."""
+    sc = xs.scatterers()[atom]
+    keep = flex.bool(xs.scatterers().size(), True)
+    keep[atom] = False
+    atom_xs = structure_from_peaks(xs.crystal_symmetry(), [site], [sc.scattering_type], sc.u_iso * 8 * np.pi**2)
+    return relabel(xs.select(keep).concatenate(atom_xs))
 
 
 def signed_polar(amplitudes, phases):
