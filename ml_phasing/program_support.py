@@ -38,6 +38,23 @@ class Parser(CCTBXParser):
     files the program reads itself) is left in ``data_manager.unrecognised_files``.
     """
 
+    def process_phil(self, phil_list):
+        """iotbx's PHIL handling, then a note for each command-line key that libtbx matched to a
+        longer name (``refinement.cycle=3`` sets ``refinement.cycles``): said, not silent."""
+        result = super().process_phil(phil_list)
+        interpreter = self.master_phil.command_line_argument_interpreter(assume_when_ambiguous=False)
+        for arg in phil_list:
+            key = arg.split("=", 1)[0].strip()
+            if "=" not in arg or not key:
+                continue
+            try:
+                paths = [d.path for d in interpreter.process_arg(arg=arg).all_definitions()]
+            except Exception:  # noqa: BLE001 - iotbx has reported it already, or it is a DataManager key
+                continue
+            if paths and not any(p == key or p.endswith("." + key) for p in paths):
+                print(f"  Note: {key}= was taken as {paths[0]}= (libtbx accepts abbreviated names)", file=self.logger)
+        return result
+
     def process_files(self, file_list, message="Processing files:"):
         from ml_phasing import file_formats
 
@@ -237,6 +254,17 @@ def symmetry_from_params(scope):
 
     if scope.unit_cell is None and scope.space_group is None:
         return None
+    if scope.unit_cell is not None and scope.space_group is not None:
+        group = scope.space_group.group()
+        if not group.is_compatible_unit_cell(scope.unit_cell):
+            # cctbx would average the cell to fit the group (9.5, 10, 10.5 A with P 4 3 2 became
+            # a 10.008 A cube and 618 reflections merged into 51): refuse instead.
+            cell = ", ".join(f"{x:g}" for x in scope.unit_cell.parameters())
+            fitted = ", ".join(f"{x:.4g}" for x in group.average_unit_cell(scope.unit_cell).parameters())
+            raise Sorry(
+                f"symmetry.unit_cell=({cell}) does not fit space group {scope.space_group} "
+                f"(the nearest cell that does is ({fitted})); check the cell and the space group."
+            )
     return crystal.symmetry(
         unit_cell=scope.unit_cell, space_group_info=scope.space_group, assert_is_compatible_unit_cell=False
     )

@@ -134,6 +134,7 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     """
     from ml_phasing.file_formats import detect
 
+    notes = []  # what was changed without the user asking for it in so many words: said in the log
     if path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl is read as CIF
         symmetry = symmetry or shelx_pair_symmetry(path)
         if symmetry is None:
@@ -145,6 +146,7 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     else:
         arrays = read_arrays(path)
         if symmetry is not None:
+            notes.extend(_override_notes(arrays, symmetry))
             arrays = [
                 a.customized_copy(
                     crystal_symmetry=combined_symmetry(
@@ -187,8 +189,14 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
                 "Give the intensity columns instead."
             )
         f = f.set_observation_type_xray_amplitude()
+    n_in = f.size()
     f = merged_non_anomalous(f).merge_equivalents().array().eliminate_sys_absent()
     f = f.select(f.data() > 0)
+    if f.size() != n_in:
+        notes.append(
+            f"{n_in} reflections in the file, {f.size()} unique positive amplitudes in "
+            f"{f.space_group_info()} after merging symmetry equivalents and Friedel mates"
+        )
     if f.size() == 0:
         raise Sorry(f"No positive amplitudes in {path}.")
     return f, {
@@ -199,7 +207,29 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
         "d_min": float(f.d_min()),
         "space_group": str(f.space_group_info()),
         "unit_cell": [round(x, 4) for x in f.unit_cell().parameters()],
+        "notes": notes,
     }
+
+
+def _override_notes(arrays, symmetry) -> list:
+    """Say where symmetry.space_group= / unit_cell= replace what the file itself gives."""
+    notes = []
+    if not arrays:
+        return notes
+    a = arrays[0]
+    if symmetry.space_group_info() is not None and a.space_group_info() is not None:
+        if symmetry.space_group_info().group() != a.space_group_info().group():
+            notes.append(
+                f"space group {symmetry.space_group_info()} (symmetry.space_group) replaces "
+                f"{a.space_group_info()} from the file"
+            )
+    if symmetry.unit_cell() is not None and a.unit_cell() is not None:
+        if not symmetry.unit_cell().is_similar_to(a.unit_cell()):
+            cell = ", ".join(f"{x:g}" for x in a.unit_cell().parameters())
+            notes.append(
+                f"unit cell {symmetry.unit_cell().parameters()} (symmetry.unit_cell) replaces ({cell}) from the file"
+            )
+    return notes
 
 
 def _column_types(path: str, array) -> str:

@@ -209,3 +209,54 @@ def test_a_second_run_on_the_same_prefix_is_refused(tmp_path, good_mtz, capsys):
         ],
     )
     assert status == 0 and (tmp_path / "busy.json").exists() and not (tmp_path / "busy.log.lock").exists()
+
+
+def test_silent_changes_are_said_in_the_log(tmp_path, capsys):
+    """Issue 12: data cut to the model's resolution, a space group from symmetry= replacing the
+    file's, and an abbreviated parameter name are each one 'Note:' in the log; a cell that does
+    not fit the space group is refused instead of being averaged to fit."""
+    from cctbx import sgtbx
+    from cctbx.development import random_structure
+
+    from ml_phasing.programs import patterson_to_density
+
+    xs = random_structure.xray_structure(
+        sgtbx.space_group_info("P1"), elements=["C"] * 6, unit_cell=(10, 10, 10, 90, 90, 90), random_u_iso=False
+    )
+    f = abs(xs.structure_factors(d_min=1.2).f_calc()).set_observation_type_xray_amplitude()
+    data = tmp_path / "d12.mtz"
+    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(data))
+    status = run_cli(patterson_to_density.Program, [str(data), "refinement.cycle=2", f"output.prefix={tmp_path}/a"])
+    assert status == 0, capsys.readouterr().err
+    log = (tmp_path / "a.log").read_text()
+    assert "Note: refinement.cycle= was taken as refinement.cycles=" in log
+    assert f"Note: the model works to 1.50 A: 618 of the {f.size()} reflections are used" in log
+    from ml_phasing.programs import solve
+
+    status = run_cli(
+        solve.Program,
+        [
+            str(data),
+            "composition=C6",
+            "symmetry.space_group=P2",
+            "engine.max_starts=1",
+            "engine.cycles=2",
+            f"output.prefix={tmp_path}/s",
+        ],
+    )
+    assert status == 0, capsys.readouterr().err
+    log = (tmp_path / "s.log").read_text()
+    assert "Note: space group P 1 2 1 (symmetry.space_group) replaces P 1 from the file" in log
+    assert f"Note: {f.size()} reflections in the file" in log and "after merging symmetry equivalents" in log
+    status = run_cli(
+        patterson_to_density.Program,
+        [
+            str(data),
+            "symmetry.space_group=P432",
+            "symmetry.unit_cell=9.5,10,10.5,90,90,90",
+            f"output.prefix={tmp_path}/b",
+        ],
+    )
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("Sorry: symmetry.unit_cell=(9.5, 10, 10.5, 90, 90, 90) does not fit"), err
+    assert not (tmp_path / "b.mtz").exists()

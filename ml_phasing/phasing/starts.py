@@ -134,7 +134,10 @@ def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int
         y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
     for i, (m, r) in enumerate(zip(y, rots)):
         density = dp.unrotate_grid(m, r).astype(np.float64)
-        f_pred, _, _ = dp.symmetrise(f_cut, dp.map_to_structure_factors(density, f_p1))
+        try:
+            f_pred, _, _ = dp.symmetrise(f_cut, dp.map_to_structure_factors(density, f_p1))
+        except Sorry:  # no origin of the space group fits this prediction: no start from it
+            continue
         phases = on_indices(f_pred, f_obs)
         yield Start("patterson_to_density", f"network, grid rotation {i + 1}", phases)
         if hands:

@@ -105,6 +105,8 @@ Examples:
             f"d_min {i['d_min']:.2f} A",
             file=out,
         )
+        for note in i.get("notes", []):
+            print(f"  Note: {note}", file=out)
         r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target, self.device)
         print(
             f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "

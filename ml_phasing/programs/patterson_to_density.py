@@ -117,6 +117,8 @@ Examples:
             f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A",
             file=out,
         )
+        for note in i.get("notes", []):
+            print(f"  Note: {note}", file=out)
         m = self.model_info
         print(
             f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
@@ -139,6 +141,13 @@ Examples:
             + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""),
             file=out,
         )
+        n_used, n_in = r["f_obs"].size(), self.f_obs.size()
+        if n_used < n_in:
+            print(
+                f"  Note: the model works to {r['d_min']:.2f} A: {n_used} of the {n_in} reflections are used "
+                f"(the data reach {self.f_obs.d_min():.2f} A)",
+                file=out,
+            )
         if self.f_obs.space_group().order_z() > 1:
             print(
                 f"Origin consistent with {self.f_obs.space_group_info()}: shift "

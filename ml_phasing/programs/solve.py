@@ -185,6 +185,8 @@ Examples:
             + (f" (cut at d_min={p.d_min})" if p.d_min else ""),
             file=out,
         )
+        for note in i.get("notes", []):
+            print(f"  Note: {note}", file=out)
         print(
             "Composition per asymmetric unit: "
             + " ".join(f"{e}{int(round(n))}" for e, n in self.composition.items())
