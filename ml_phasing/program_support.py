@@ -197,7 +197,7 @@ class LogFile:
 
 
 @contextlib.contextmanager
-def logged(program, path: str):
+def logged(program, path: str, append: bool = False):
     """Log to ``path`` too while the block runs (the file is closed whatever happens).
 
     The run holds an exclusive lock on ``<path>.lock`` meanwhile: a second run with the same
@@ -217,7 +217,7 @@ def logged(program, path: str):
             "wait for it or choose another output.prefix."
         ) from None
     try:
-        log = LogFile(program, path)
+        log = LogFile(program, path, append=append)
         try:
             yield log
         finally:

@@ -59,12 +59,16 @@ def test_eff_file_and_overwrite(tmp_path):
     proc = run_script("ml_phasing.simulate", eff, "--json", cwd=tmp_path)
     assert_clean_exit(proc)
     assert json.loads((tmp_path / "simulate_result.json").read_text())["shards_kept"] == [0]
-    # Other parameters in the same directory: a Sorry, nothing touched ...
+    # the rerun of the same dataset appended to its log
+    assert (tmp_path / "ds" / "simulate.log").read_text().count("Starting ml_phasing.simulate") == 2
+    # Other parameters in the same directory: a Sorry, nothing touched (its log included) ...
     before = (tmp_path / "ds" / "shard_00000.h5").read_bytes()
+    log_before = (tmp_path / "ds" / "simulate.log").read_bytes()
     proc = run_script("ml_phasing.simulate", eff, "random_seed=9", cwd=tmp_path)
     assert_clean_exit(proc, 1)
     assert proc.stderr.strip().startswith("Sorry:") and "--overwrite" in proc.stderr
     assert (tmp_path / "ds" / "shard_00000.h5").read_bytes() == before
+    assert (tmp_path / "ds" / "simulate.log").read_bytes() == log_before
     # ... unless --overwrite.
     proc = run_script("ml_phasing.simulate", eff, "random_seed=9", "--overwrite", cwd=tmp_path)
     assert_clean_exit(proc)

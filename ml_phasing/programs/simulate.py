@@ -85,8 +85,19 @@ An existing dataset made with other parameters is kept unless --overwrite.
     def run(self):
         s = self.params.simulate
         directory = self.params.output.directory
+        # Refuse another dataset's directory before the log is opened, so that a refused run
+        # leaves that dataset's simulate.log as it was; a rerun of the same dataset appends.
+        manifest_path = os.path.join(directory, dataset.MANIFEST)
+        same = False
+        if os.path.exists(manifest_path):
+            same = dataset.read_manifest(directory).get("fingerprint") == dataset.fingerprint(self.content_phil())
+            if not same and not self.params.output.overwrite:
+                raise Sorry(
+                    f"{directory} holds a dataset made with other parameters; choose "
+                    "another output.directory or add --overwrite to replace it."
+                )
         os.makedirs(directory, exist_ok=True)
-        with logged(self, os.path.join(directory, "simulate.log")):
+        with logged(self, os.path.join(directory, "simulate.log"), append=same):
             self._run(s, directory)
 
     def _run(self, s, directory):
@@ -108,13 +119,6 @@ An existing dataset made with other parameters is kept unless --overwrite.
         }
         manifest_path = os.path.join(directory, dataset.MANIFEST)
         overwrite = self.params.output.overwrite
-        if os.path.exists(manifest_path) and not overwrite:
-            old = dataset.read_manifest(directory)
-            if old.get("fingerprint") != fp:
-                raise Sorry(
-                    f"{directory} holds a dataset made with other parameters; choose "
-                    "another output.directory or add --overwrite to replace it."
-                )
         if overwrite:
             for name in os.listdir(directory):
                 if name.startswith("shard_") and name.endswith(".h5"):
