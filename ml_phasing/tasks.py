@@ -135,10 +135,17 @@ class MapTask:
                 "inverted_hand": float(r["inverted_hand"]),
             }
             if "phases" in r:
-                row["phase_error"] = r["phases"]["overall"]["mean_phase_error"]
-                row["f_weighted_phase_error"] = r["phases"]["overall"]["f_weighted_phase_error"]
+                # a flat prediction has no phases: it counts as random phases (90 degrees), so a
+                # validation pass goes on and its mean says how bad the epoch was
+                overall = r["phases"]["overall"]
+                row["phase_error"] = _or_random(overall["mean_phase_error"])
+                row["f_weighted_phase_error"] = _or_random(overall["f_weighted_phase_error"])
             out.append(row)
         return out
+
+
+def _or_random(phase_error):
+    return 90.0 if phase_error is None else phase_error
 
 
 class PattersonToDensity(MapTask):

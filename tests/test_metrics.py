@@ -177,3 +177,27 @@ def test_atom_matching_constructed_cases():
     assert iv["precision"] > 0.9 and iv["recall"] > 0.9
     iv_random = interatomic_vector_match(xs, rng.uniform(size=(10, 3)))
     assert iv_random["recall"] < 0.5
+
+
+def test_a_flat_predicted_map_scores_as_random_phases():
+    """Issue 12: a validation pass whose network predicts a flat map ended in ValueError in the
+    origin search after a whole epoch; it reads map CC 0 and, in training, 90 degrees."""
+    import torch
+    from cctbx import uctbx
+
+    from ml_phasing.metrics.maps import compare_maps
+    from ml_phasing.metrics.origin import align
+    from ml_phasing.tasks import PattersonToDensity
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((12, 12, 12))
+    out = compare_maps(truth, np.full((12, 12, 12), 0.3), unit_cell=uctbx.unit_cell((10, 10, 10, 90, 90, 90)))
+    assert out["map_cc_aligned"] == 0.0 and abs(out["map_cc"]) < 1e-9
+    assert out["phases"]["overall"]["mean_phase_error"] is None
+    assert align(np.zeros((0, 3)), np.zeros(0, complex), np.zeros(0, complex)).score == 0.0
+    task = PattersonToDensity.__new__(PattersonToDensity)
+    task.periodic, task.target_field = True, "density"
+    meta = {"hall_symbol": " P 1", "unit_cell": (10, 10, 10, 90, 90, 90)}
+    batch = {"y": torch.from_numpy(truth[None, None].astype(np.float32))}
+    rows = task.metrics(torch.zeros((1, 1, 12, 12, 12)), batch, [meta])
+    assert rows[0]["phase_error"] == 90.0 and rows[0]["map_cc_aligned"] == 0.0

@@ -141,6 +141,8 @@ def align(h, f_ref, f_pred, space_group_info=None, weights=None, search_hand: bo
     s = origin_structure(sgi)
     hall = sgi.type().hall_symbol()
     h = np.asarray(h, float)
+    if h.size == 0:  # nothing to align (a flat predicted map has no phases): the identity, score 0
+        return Alignment((0.0, 0.0, 0.0), False, 0.0)
     f_ref = np.asarray(f_ref, complex)
     f_pred = np.asarray(f_pred, complex)
     w = np.abs(f_ref) * np.abs(f_pred) if weights is None else np.asarray(weights, float)
