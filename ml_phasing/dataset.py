@@ -278,10 +278,14 @@ class SimulatedDataset:
         self.directory = directory
         self.manifest = read_manifest(directory)
         self.shards = []
+        self.skipped = []  # (shard file, "missing" | "incomplete or from another dataset")
         for k in range(self.manifest["n_shards"]):
             path = os.path.join(directory, shard_name(k))
             if shard_is_complete(path, self.manifest["fingerprint"], self.manifest["shard_sizes"][k]):
                 self.shards.append(Shard(path))
+            else:
+                reason = "missing" if not os.path.exists(path) else "incomplete or from another dataset"
+                self.skipped.append((shard_name(k), reason))
         if not self.shards:
             raise Sorry(f"No complete shards in {directory}.")
         self.starts = np.cumsum([0] + [s.n_examples for s in self.shards])
@@ -298,6 +302,17 @@ class SimulatedDataset:
 
     def __len__(self):
         return int(self.starts[-1])
+
+    def completeness_warning(self) -> str | None:
+        """One line for the log where shards are missing or incomplete, else None."""
+        if not self.skipped:
+            return None
+        listed = ", ".join(f"{name} {reason}" for name, reason in self.skipped)
+        return (
+            f"WARNING: {self.directory}: {len(self.skipped)} of {self.manifest['n_shards']} shards are not usable "
+            f"({listed}); using {len(self)} of {self.manifest['n_examples']} examples. Rerun ml_phasing.simulate "
+            "with the same parameters to complete the dataset."
+        )
 
     def locate(self, index: int):
         if index < 0:

@@ -63,6 +63,12 @@ def test_rerun_replaces_truncated_shard_and_stale_partials(serial, tmp_path):
     (ds / "shard_00001.h5").write_bytes(full[: len(full) // 2])  # a disk that filled up
     (ds / ".shard_00002.abc.partial.h5").write_bytes(b"left by a killed run")
     os.remove(ds / "shard_00002.h5")
+    # before the rerun, the dataset says what it lacks (ml_phasing.train puts this in its log)
+    partial = dataset.SimulatedDataset(str(ds))
+    warning = partial.completeness_warning()
+    assert "2 of 3 shards are not usable" in warning and "shard_00002.h5 missing" in warning
+    assert "shard_00001.h5 incomplete" in warning and f"using {len(partial)} of" in warning
+    assert dataset.SimulatedDataset(str(serial)).completeness_warning() is None
     proc = run_script("ml_phasing.simulate", *ARGS, "output.directory=ds", "--json", cwd=tmp_path)
     assert_clean_exit(proc)
     import json

@@ -119,6 +119,10 @@ Examples:
                 f"{len(trainer.train_data)} training and {len(trainer.val_data)} validation examples; "
                 f"world size {trainer.dist.world}"
             )
+            for base in {id(trainer.train_base): trainer.train_base, id(trainer.val_base): trainer.val_base}.values():
+                warning = base.completeness_warning()
+                if warning:
+                    trainer.log(warning)
 
             def bar(total, desc):
                 return progress(total=total, desc=desc, unit="ex") if trainer.dist.is_main else None
