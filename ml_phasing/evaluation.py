@@ -143,6 +143,8 @@ def load_prediction(path: str, params) -> Prediction:
         arrays = [a.customized_copy(crystal_symmetry=override).set_info(a.info()) for a in arrays]
     if p.labels:
         f = reflection_io.find_array(arrays, p.labels, path)
+        if not f.is_complex_array():
+            f = reflection_io.require_amplitudes(f, p.labels, path)
     elif p.phase_label:
         f = None
     else:

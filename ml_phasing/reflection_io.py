@@ -156,13 +156,7 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
                 for a in arrays
             ]
     if labels:
-        f = find_array(arrays, labels, path)
-        if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or _untyped_real(f, path)):
-            types = _column_types(path, f)
-            raise Sorry(
-                f"Columns {labels} in {path} are not amplitudes or intensities"
-                + (f" (MTZ column types {types}; amplitudes are F, intensities J)." if types else ".")
-            )
+        f = require_amplitudes(find_array(arrays, labels, path), labels, path)
     else:
         f = auto_array(arrays, "amplitude", path)
         if f is None:
@@ -230,6 +224,18 @@ def _override_notes(arrays, symmetry) -> list:
                 f"unit cell {symmetry.unit_cell().parameters()} (symmetry.unit_cell) replaces ({cell}) from the file"
             )
     return notes
+
+
+def require_amplitudes(f, labels: str, path: str):
+    """``f`` itself where it holds amplitudes or intensities (MTZ column types F or J, or a format
+    without types); a Sorry naming the types otherwise (a FreeR_flag or FOM column is not |F|)."""
+    if not (f.is_xray_amplitude_array() or f.is_xray_intensity_array() or _untyped_real(f, path)):
+        types = _column_types(path, f)
+        raise Sorry(
+            f"Columns {labels} in {path} are not amplitudes or intensities"
+            + (f" (MTZ column types {types}; amplitudes are F, intensities J)." if types else ".")
+        )
+    return f
 
 
 def _column_types(path: str, array) -> str:

@@ -159,6 +159,21 @@ def test_wrong_input_is_refused(tmp_path, good_mtz, capsys):
             "extend_resolution",
         )
     )
+    from ml_phasing.programs import evaluate
+
+    cases.append(  # flags or FOMs scored as amplitudes (issue 12: prediction.labels=FreeR_flag)
+        (
+            evaluate.Program,
+            [
+                f"reference.file={good_mtz}",
+                "reference.labels=FC,PHIFC",
+                f"prediction.file={fom_mtz}",
+                "prediction.labels=FOM",
+                f"output.prefix={tmp_path}/ev",
+            ],
+            "MTZ column types W",
+        )
+    )
     for program, args, message in cases:
         status = run_cli(program, args)
         err = capsys.readouterr().err
