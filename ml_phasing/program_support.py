@@ -41,7 +41,12 @@ class Parser(CCTBXParser):
     def process_phil(self, phil_list):
         """iotbx's PHIL handling, then a note for each command-line key that libtbx matched to a
         longer name (``refinement.cycle=3`` sets ``refinement.cycles``): said, not silent."""
-        result = super().process_phil(phil_list)
+        try:
+            result = super().process_phil(phil_list)
+        except ValueError as e:
+            # a user's value that cctbx refuses while PHIL converts it (symmetry.unit_cell=0,10,10,...:
+            # "Unit cell parameter is zero or negative")
+            raise Sorry(f"{str(e).strip()} ({', '.join(phil_list)})") from None
         interpreter = self.master_phil.command_line_argument_interpreter(assume_when_ambiguous=False)
         for arg in phil_list:
             key = arg.split("=", 1)[0].strip()
@@ -196,6 +201,17 @@ class LogFile:
         self.handle.close()
 
 
+def make_output_directory(directory: str) -> None:
+    """Create an output directory, with a Sorry where that is not possible (a missing parent,
+    a read-only file system, no permission)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as e:
+        raise Sorry(f"Cannot create the output directory {directory}: {e.strerror or e}.") from None
+    if not os.access(directory, os.W_OK):
+        raise Sorry(f"The output directory {directory} is not writable.")
+
+
 @contextlib.contextmanager
 def logged(program, path: str, append: bool = False):
     """Log to ``path`` too while the block runs (the file is closed whatever happens).
@@ -206,7 +222,7 @@ def logged(program, path: str, append: bool = False):
     import fcntl
 
     lock_path = f"{path}.lock"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    make_output_directory(os.path.dirname(os.path.abspath(path)))
     lock = open(lock_path, "a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

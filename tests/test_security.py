@@ -275,3 +275,40 @@ def test_silent_changes_are_said_in_the_log(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 1 and err.startswith("Sorry: symmetry.unit_cell=(9.5, 10, 10.5, 90, 90, 90) does not fit"), err
     assert not (tmp_path / "b.mtz").exists()
+
+
+def test_more_user_errors_are_one_sorry(tmp_path, good_mtz, capsys):
+    """Issue 12's list: elements written with commas, a zero cell edge, a CIF with a cell and no
+    atoms, an output directory that cannot be made."""
+    from ml_phasing.programs import simulate, solve
+
+    hkl = tmp_path / "z.hkl"
+    hkl.write_text("   1   0   0  123.45   2.10\n   0   1   0   12.00   1.00\n")
+    no_atoms = tmp_path / "noatoms.cif"
+    no_atoms.write_text(
+        "data_x\n_cell_length_a 10\n_cell_length_b 10\n_cell_length_c 10\n_cell_angle_alpha 90\n"
+        "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\n"
+    )
+    cases = [
+        (simulate.Program, ["random_atoms.elements=C,N", f"output.directory={tmp_path}/a"], 'elements="C N"'),
+        (
+            solve.Program,
+            [str(hkl), "symmetry.unit_cell=0,10,10,90,90,90", "symmetry.space_group=P1", "composition=C6"],
+            "zero or negative",
+        ),
+        (
+            simulate.Program,
+            ["source=structures", f"structures.file={no_atoms}", f"output.directory={tmp_path}/b"],
+            "No atoms",
+        ),
+        (solve.Program, [good_mtz, "composition=C6", "output.prefix=/proc/no/such/dir/x"], "Cannot create"),
+        (simulate.Program, ["output.directory=/proc/no/such"], "Cannot create"),
+    ]
+    for program, args, message in cases:
+        status = run_cli(program, args)
+        err = capsys.readouterr().err
+        assert status == 1 and err.startswith("Sorry:") and message in err and len(err.strip().splitlines()) == 1, (
+            args,
+            err,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noatoms.cif", "z.hkl"]

@@ -12,7 +12,7 @@ from libtbx.utils import Sorry
 from ml_phasing import dataset, simulation
 from ml_phasing.example_files import write_example
 from ml_phasing.phil.simulate import phil_str
-from ml_phasing.program_support import log_header, logged, package_versions, progress
+from ml_phasing.program_support import make_output_directory, log_header, logged, package_versions, progress
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
@@ -96,7 +96,7 @@ An existing dataset made with other parameters is kept unless --overwrite.
                     f"{directory} holds a dataset made with other parameters; choose "
                     "another output.directory or add --overwrite to replace it."
                 )
-        os.makedirs(directory, exist_ok=True)
+        make_output_directory(directory)
         with logged(self, os.path.join(directory, "simulate.log"), append=same):
             self._run(s, directory)
 

@@ -54,6 +54,11 @@ class RandomAtomsConfig:
         from cctbx.eltbx import tiny_pse
 
         for e in self.elements:
+            if "," in e or ";" in e:
+                raise Sorry(
+                    f"random_atoms.elements={e!r}: separate the elements with spaces, e.g. "
+                    f"random_atoms.elements=\"{' '.join(x for x in e.replace(';', ',').split(',') if x)}\"."
+                )
             try:
                 tiny_pse.table(e)
             except RuntimeError:

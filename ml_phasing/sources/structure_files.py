@@ -54,7 +54,10 @@ def _read_model(path):
         inp = iotbx.pdb.input(file_name=path)
     except Exception as e:  # iotbx raises Sorry, RuntimeError or AssertionError
         raise Sorry(f"Cannot read model file {path}: {e}") from None
-    cs = inp.crystal_symmetry()
+    try:
+        cs = inp.crystal_symmetry()
+    except AssertionError:  # iotbx's mmCIF reader, for a CIF with a cell but no atom_site loop
+        raise Sorry(f"No atoms in {path} (no _atom_site loop iotbx can read).") from None
     if cs is None or cs.unit_cell() is None or cs.space_group_info() is None:
         raise Sorry(f"{path} has no unit cell or space group (CRYST1 / _cell / _symmetry).")
     if inp.atoms().size() == 0:
