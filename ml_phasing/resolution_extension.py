@@ -43,7 +43,7 @@ def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
     target = d_min_target or high
     supports = (
         f"The model extends data measured to {low:.2f} A to {high:.2f} A"
-        + (f" in space groups {cfg['space_group_numbers']}" if cfg.get("space_group_numbers") else "")
+        + (f" in space groups {_symbols(cfg['space_group_numbers'])}" if cfg.get("space_group_numbers") else "")
         + "."
     )
     if target < high - 1e-6:
@@ -59,6 +59,13 @@ def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
     if numbers and f_obs.space_group_info().type().number() not in numbers:
         raise Sorry(f"The model has not seen space group {f_obs.space_group_info()}. {supports}")
     return target
+
+
+def _symbols(numbers) -> str:
+    """Space groups by symbol, as crystallographers name them (P 1 21/c 1, not 14)."""
+    from cctbx import sgtbx
+
+    return ", ".join(str(sgtbx.space_group_info(int(n))) for n in numbers)
 
 
 def _on_set(complete, array) -> tuple:
