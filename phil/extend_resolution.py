@@ -17,6 +17,10 @@ model = None
            name: extend_1.2_to_1.0A or extend_1.5_to_0.8A. Default: the shipped model \\
            that fits the data (1.2 -> 1.0 A for data to 1.2 A, 1.5 -> 0.8 A for data \\
            to 1.5 A or a target finer than 1.0 A)."
+d_min = None
+  .type = float(value_min=0.3)
+  .help = "Cut the measured data at this resolution first (Angstrom), e.g. to test what \
+           extension buys on data that reach further (compare with the true amplitudes)."
 d_min_target = None
   .type = float(value_min=0.3)
   .help = "Extend to this resolution (Angstrom); default the model's target."

@@ -156,6 +156,29 @@ def test_measured_reflections_beyond_the_model_input_pass_through(held_out):
     assert "nothing to predict" in proc.stderr and not list(held_out.glob("p10.*"))
 
 
+def test_d_min_cuts_data_that_reach_further(held_out, capsys):
+    """Issue 13: d_min= cuts the input first, so that true 1.0 A data can be extended from 1.2 A
+    (and compared with the truth); the cut is said in the log."""
+    from ml_phasing.program_support import run_cli
+    from ml_phasing.programs.extend_resolution import Program
+
+    if not (held_out / "to_1.0.mtz").exists():
+        from ml_phasing.map_io import write_mtz
+
+        fc = _mtz_arrays(held_out / "held/examples/example_00000.mtz")["FC,PHIC"].as_amplitude_array()
+        write_mtz(str(held_out / "to_1.0.mtz"), [(fc, "F")])
+    prefix = held_out / "cut"
+    assert run_cli(Program, [str(held_out / "to_1.0.mtz"), "d_min=1.2", f"output.prefix={prefix}"]) == 0
+    log = (held_out / "cut.log").read_text()
+    assert "Note: data cut at d_min=1.2 A" in log
+    arrays = _mtz_arrays(held_out / "cut.mtz")
+    flag = arrays["PREDICTED"]
+    d = flag.d_spacings().data().as_numpy_array()
+    np.testing.assert_array_equal(flag.data().as_numpy_array() == 1, d < 1.2 * (1 - 1e-6))
+    assert run_cli(Program, [str(held_out / "to_1.0.mtz"), "d_min=0.9", f"output.prefix={held_out}/x"]) == 1
+    assert "finer than the data" in capsys.readouterr().err
+
+
 def flex_bool(mask):
     from cctbx.array_family import flex
 

@@ -78,6 +78,15 @@ Examples:
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
+        d_min = self.params.d_min
+        if d_min is not None:
+            if d_min < self.f_obs.d_min() - 1e-3:
+                raise Sorry(f"d_min={d_min} is finer than the data ({self.f_obs.d_min():.2f} A).")
+            n_in = self.f_obs.size()
+            self.f_obs = self.f_obs.resolution_filter(d_min=d_min)
+            self.input_info["notes"].append(
+                f"data cut at d_min={d_min} A (d_min=): {self.f_obs.size()} of {n_in} reflections kept"
+            )
         self.model_path = resolution_extension.resolve_model(
             self.params.model, self.f_obs.d_min(), self.params.d_min_target
         )
