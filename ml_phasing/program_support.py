@@ -38,15 +38,20 @@ class Parser(CCTBXParser):
     files the program reads itself) is left in ``data_manager.unrecognised_files``.
     """
 
-    def process_phil(self, phil_list):
-        """iotbx's PHIL handling, then a note for each command-line key that libtbx matched to a
-        longer name (``refinement.cycle=3`` sets ``refinement.cycles``): said, not silent."""
-        try:
-            result = super().process_phil(phil_list)
-        except ValueError as e:
-            # a user's value that cctbx refuses while PHIL converts it (symmetry.unit_cell=0,10,10,...:
-            # "Unit cell parameter is zero or negative")
-            raise Sorry(f"{str(e).strip()} ({', '.join(phil_list)})") from None
+    # ProgramTemplate's reserved output scope, which iotbx adds to every program; ml_phasing
+    # names its outputs from output.prefix (or output.directory), so these are not used.
+    UNUSED_OUTPUT = ("filename", "file_name", "suffix", "serial", "serial_format", "target_output_format")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for scope in self.master_phil.objects:  # hidden from --show-defaults (expert level 4)
+            if scope.name == "output" and scope.is_scope:
+                for definition in scope.objects:
+                    if definition.name in self.UNUSED_OUTPUT:
+                        definition.expert_level = 4
+
+    def _resolved_paths(self, phil_list):
+        """(key as written, full paths it sets) for each key=value argument libtbx can place."""
         interpreter = self.master_phil.command_line_argument_interpreter(assume_when_ambiguous=False)
         for arg in phil_list:
             key = arg.split("=", 1)[0].strip()
@@ -54,8 +59,30 @@ class Parser(CCTBXParser):
                 continue
             try:
                 paths = [d.path for d in interpreter.process_arg(arg=arg).all_definitions()]
-            except Exception:  # noqa: BLE001 - iotbx has reported it already, or it is a DataManager key
+            except Exception:  # noqa: BLE001 - iotbx reports it, or it is a DataManager key
                 continue
+            yield key, paths
+
+    def _refuse_unused_output(self, phil_list):
+        for _key, paths in self._resolved_paths(phil_list):
+            for path in paths:
+                if path.startswith("output.") and path.split(".", 1)[1] in self.UNUSED_OUTPUT:
+                    raise Sorry(
+                        f"{path} is not used by {self.program_class.program_name or 'this program'}: its outputs "
+                        "are named from output.prefix (or output.directory)."
+                    )
+
+    def process_phil(self, phil_list):
+        """iotbx's PHIL handling, then a note for each command-line key that libtbx matched to a
+        longer name (``refinement.cycle=3`` sets ``refinement.cycles``): said, not silent."""
+        self._refuse_unused_output(phil_list)
+        try:
+            result = super().process_phil(phil_list)
+        except ValueError as e:
+            # a user's value that cctbx refuses while PHIL converts it (symmetry.unit_cell=0,10,10,...:
+            # "Unit cell parameter is zero or negative")
+            raise Sorry(f"{str(e).strip()} ({', '.join(phil_list)})") from None
+        for key, paths in self._resolved_paths(phil_list):
             if paths and not any(p == key or p.endswith("." + key) for p in paths):
                 print(f"  Note: {key}= was taken as {paths[0]}= (libtbx accepts abbreviated names)", file=self.logger)
         return result

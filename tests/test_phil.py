@@ -70,3 +70,19 @@ def test_citations(module, capsys):
     out = capsys.readouterr().out
     assert status == 0
     assert f"Citation(s) for {module.Program.program_name}" in out and "cctbx" in out.lower()
+
+
+@pytest.mark.parametrize("module", PROGRAMS, ids=lambda m: m.__name__)
+def test_template_output_parameters_that_are_not_used_are_hidden_and_refused(module, capsys):
+    """Issue 13: iotbx adds output.filename/suffix/serial/target_output_format to every program;
+    ours name their outputs from output.prefix or output.directory, so those are not shown by
+    --show-defaults and setting one is a Sorry, not silently ignored."""
+    from ml_phasing.program_support import run_cli
+
+    with pytest.raises(SystemExit) as e:  # iotbx's parser exits after --show-defaults
+        run_cli(module.Program, ["--show-defaults"])
+    assert e.value.code in (0, None)
+    shown = capsys.readouterr().out
+    assert "overwrite" in shown and "target_output_format" not in shown and "serial_format" not in shown
+    assert run_cli(module.Program, ["suffix=_x"]) == 1
+    assert "output.suffix is not used" in capsys.readouterr().err

@@ -57,7 +57,7 @@ class RandomAtomsConfig:
             if "," in e or ";" in e:
                 raise Sorry(
                     f"random_atoms.elements={e!r}: separate the elements with spaces, e.g. "
-                    f"random_atoms.elements=\"{' '.join(x for x in e.replace(';', ',').split(',') if x)}\"."
+                    f'random_atoms.elements="{" ".join(x for x in e.replace(";", ",").split(",") if x)}".'
                 )
             try:
                 tiny_pse.table(e)
