@@ -48,7 +48,7 @@ setup(
         "ml_phasing.command_line": "command_line",
         "ml_phasing.phil": "phil",
     },
-    package_data={"ml_phasing.phil": ["*.eff"], "ml_phasing.models": ["data/*.pt"]},
+    package_data={"ml_phasing.phil": ["*.eff"], "ml_phasing.models": ["data/*.pt", "data/*.json"]},
     install_requires=[
         "cctbx-base>=2025.11",
         "gemmi>=0.7",

@@ -24,7 +24,7 @@ from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
 from ml_phasing import observables
-from ml_phasing.model_file import shipped
+from ml_phasing.model_file import fom_calibration, shipped
 
 SHIPPED_MODELS = {
     "dialanine_10A": shipped("patterson_dialanine_10A.pt"),
@@ -222,8 +222,20 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
     return observables.density_map(f_complex, gridding)
 
 
-def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: int = 0, rotations: int = 1) -> dict:
-    """The whole prediction for one data set; see the module docstring."""
+def predict(
+    model,
+    info: dict,
+    f_obs,
+    device: str = "cpu",
+    refinement_cycles: int = 0,
+    rotations: int = 1,
+    calibrate: bool = True,
+) -> dict:
+    """The whole prediction for one data set; see the module docstring.
+
+    With ``calibrate`` the Sim FOMs are mapped per resolution shell to the mean cos(dphi)
+    measured on held-out data for the shipped models (``model_file.fom_calibration``;
+    ``result['fom_calibrated']`` says whether a table was found)."""
     n_real, d_model = check_supported(info, f_obs)
     f_obs = f_obs.resolution_filter(d_min=d_model)
     p1_symmetry = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
@@ -260,6 +272,16 @@ def predict(model, info: dict, f_obs, device: str = "cpu", refinement_cycles: in
         result["phases"] = model_f
         result["refinement_symmetry_cc"] = cc
     result["fom"] = sim_fom(f_obs_c.common_set(model_f), model_f)
+    tables = fom_calibration(info) if calibrate else None
+    result["fom_calibrated"] = tables is not None
+    if tables is not None:
+        from ml_phasing.phasing.figures_of_merit import calibrate as calibrated
+
+        d_net = f_obs_c.d_spacings().data().as_numpy_array()
+        d_ref = f_obs_c.common_set(model_f).d_spacings().data().as_numpy_array()
+        result["fom_network"] = calibrated(np.asarray(result["fom_network"]), d_net, tables["network"])
+        table = tables["refined"] if refinement_cycles > 0 else tables["network"]
+        result["fom"] = calibrated(np.asarray(result["fom"]), d_ref, table)
     result["mean_fom"] = float(np.mean(result["fom"]))
     result["r_factor_network"] = float(
         np.sum(np.abs(f_obs_c.data().as_numpy_array() - np.abs(f_pred.data().as_numpy_array())))

@@ -301,8 +301,12 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
             space_group_info=sgi,
             symmetry_flags=maptbx.use_space_group_symmetry,
         )
-        keep = np.abs(pred_c) > 0
-        f_pred_al = f_ref_c.customized_copy(data=flex.complex_double(np.where(keep, aligned, 0)))
+        # phase_statistics aligns only the reflections that carry a phase in both (non-zero,
+        # finite): scatter them back; a zero coefficient (FOM 0) stays zero
+        keep = (np.abs(ref_c) > 0) & (np.abs(pred_c) > 0) & np.isfinite(ref_c) & np.isfinite(pred_c)
+        full = np.zeros(len(pred_c), complex)
+        full[keep] = aligned
+        f_pred_al = f_ref_c.customized_copy(data=flex.complex_double(full))
         ref_map = observables.density_map(f_ref_c, gridding)
         pred_map = observables.density_map(f_pred_al, gridding)
         result["map_cc_aligned"] = map_cc(ref_map, pred_map)

@@ -111,4 +111,21 @@ def load_model(path: str, task: str | None = None, device: str = "cpu"):
         ) from None
     model.to(device).eval()
     info = {k: v for k, v in blob.items() if k != "state_dict"}
+    info["path"] = os.path.abspath(path)
     return model, info
+
+
+def fom_calibration(info: dict) -> dict | None:
+    """Per-shell FOM calibration tables ({'network': ..., 'refined': ...}) of a shipped model
+    (models/data/fom_calibration.json, written by benchmarks/calibrate_fom.py); None for any
+    other model file."""
+    import json
+
+    path = info.get("path", "")
+    if os.path.dirname(path) != os.path.abspath(SHIPPED_DIR):
+        return None
+    table_file = os.path.join(SHIPPED_DIR, "fom_calibration.json")
+    if not os.path.isfile(table_file):
+        return None
+    with open(table_file) as f:
+        return json.load(f).get(os.path.basename(path))

@@ -161,6 +161,11 @@ Examples:
                 f", {r['mean_fom']:.3f} after {self.params.refinement.cycles} charge-flipping cycles"
                 if self.params.refinement.cycles
                 else ""
+            )
+            + (
+                " (calibrated: mean FOM = mean cos(dphi) on held-out data)"
+                if r.get("fom_calibrated")
+                else " (Sim FOMs, not calibrated for this model: they overstate cos(dphi))"
             ),
             file=out,
         )
