@@ -70,12 +70,8 @@ def atomic_path(path: str, verify=None):
 class IncompleteWrite(OSError):
     """A writer finished without error but its file is not whole (a full disk, most often)."""
 
-    def __init__(self, path: str, written: int, expected: int):
-        super().__init__(
-            errno.ENOSPC,
-            f"incomplete file ({written} of {expected} bytes written; is the disk full?)",
-            path,
-        )
+    def __init__(self, path: str, detail: str):
+        super().__init__(errno.ENOSPC, f"incomplete file ({detail}; is the disk full?)", path)
 
 
 def check_ccp4_map(tmp: str) -> None:
@@ -85,24 +81,23 @@ def check_ccp4_map(tmp: str) -> None:
     with open(tmp, "rb") as f:
         header = f.read(1024)
     if len(header) < 1024:
-        raise IncompleteWrite(tmp, size, 1024)
+        raise IncompleteWrite(tmp, f"{size} bytes written, not even the 1024-byte header")
     nc, nr, ns, mode = struct.unpack("<4i", header[:16])
     (nsymbt,) = struct.unpack("<i", header[92:96])
     voxel = {0: 1, 1: 2, 2: 4, 6: 2, 12: 2}.get(mode, 4)
     expected = 1024 + nsymbt + nc * nr * ns * voxel
     if size != expected:
-        raise IncompleteWrite(tmp, size, expected)
+        raise IncompleteWrite(tmp, f"{size} of {expected} bytes written")
 
 
 def check_mtz(tmp: str) -> None:
     """An MTZ that iotbx can read back with the reflections it should hold."""
     import iotbx.mtz
 
-    size = os.path.getsize(tmp)
     try:
         iotbx.mtz.object(file_name=tmp)
     except (RuntimeError, ValueError) as e:
-        raise IncompleteWrite(tmp, size, size + 1) from e
+        raise IncompleteWrite(tmp, f"{os.path.getsize(tmp)} bytes written that iotbx cannot read back") from e
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -128,9 +123,5 @@ def torch_save(obj, path: str) -> None:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+    """Write ``text`` to ``path`` atomically (UTF-8)."""
+    write_bytes(path, text.encode("utf-8"))

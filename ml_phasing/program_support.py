@@ -50,9 +50,10 @@ class Parser(CCTBXParser):
                     if definition.name in self.UNUSED_OUTPUT:
                         definition.expert_level = 4
 
-    def _resolved_paths(self, phil_list):
+    def _resolved_paths(self, phil_list) -> list:
         """(key as written, full paths it sets) for each key=value argument libtbx can place."""
         interpreter = self.master_phil.command_line_argument_interpreter(assume_when_ambiguous=False)
+        resolved = []
         for arg in phil_list:
             key = arg.split("=", 1)[0].strip()
             if "=" not in arg or not key:
@@ -61,10 +62,11 @@ class Parser(CCTBXParser):
                 paths = [d.path for d in interpreter.process_arg(arg=arg).all_definitions()]
             except Exception:  # noqa: BLE001 - iotbx reports it, or it is a DataManager key
                 continue
-            yield key, paths
+            resolved.append((key, paths))
+        return resolved
 
-    def _refuse_unused_output(self, phil_list):
-        for _key, paths in self._resolved_paths(phil_list):
+    def _refuse_unused_output(self, resolved):
+        for _key, paths in resolved:
             for path in paths:
                 if path.startswith("output.") and path.split(".", 1)[1] in self.UNUSED_OUTPUT:
                     raise Sorry(
@@ -75,14 +77,15 @@ class Parser(CCTBXParser):
     def process_phil(self, phil_list):
         """iotbx's PHIL handling, then a note for each command-line key that libtbx matched to a
         longer name (``refinement.cycle=3`` sets ``refinement.cycles``): said, not silent."""
-        self._refuse_unused_output(phil_list)
+        resolved = self._resolved_paths(phil_list)
+        self._refuse_unused_output(resolved)
         try:
             result = super().process_phil(phil_list)
         except ValueError as e:
             # a user's value that cctbx refuses while PHIL converts it (symmetry.unit_cell=0,10,10,...:
             # "Unit cell parameter is zero or negative")
             raise Sorry(f"{str(e).strip()} ({', '.join(phil_list)})") from None
-        for key, paths in self._resolved_paths(phil_list):
+        for key, paths in resolved:
             if paths and not any(p == key or p.endswith("." + key) for p in paths):
                 print(f"  Note: {key}= was taken as {paths[0]}= (libtbx accepts abbreviated names)", file=self.logger)
         return result
@@ -226,6 +229,12 @@ class LogFile:
             for attr in ("labels", "file_objects", "atexit_send_to"):
                 getattr(logger, attr).pop(i)
         self.handle.close()
+
+
+def print_notes(notes, out) -> None:
+    """What a program changed without being asked in so many words, one 'Note:' line each."""
+    for note in notes:
+        print(f"  Note: {note}", file=out)
 
 
 def make_output_directory(directory: str) -> None:

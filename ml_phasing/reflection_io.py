@@ -205,6 +205,18 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     }
 
 
+def cut_at(f_obs, d_min: float | None, info: dict):
+    """``f_obs`` cut at ``d_min=`` (None: as it is), with a Sorry for a d_min finer than the
+    data and a note in ``info['notes']`` for the log."""
+    if d_min is None:
+        return f_obs
+    if d_min < f_obs.d_min() - 1e-3:
+        raise Sorry(f"d_min={d_min} is finer than the data ({f_obs.d_min():.2f} A).")
+    cut = f_obs.resolution_filter(d_min=d_min)
+    info["notes"].append(f"data cut at d_min={d_min} A (d_min=): {cut.size()} of {f_obs.size()} reflections kept")
+    return cut
+
+
 def _override_notes(arrays, symmetry) -> list:
     """Say where symmetry.space_group= / unit_cell= replace what the file itself gives."""
     notes = []
@@ -219,10 +231,8 @@ def _override_notes(arrays, symmetry) -> list:
             )
     if symmetry.unit_cell() is not None and a.unit_cell() is not None:
         if not symmetry.unit_cell().is_similar_to(a.unit_cell()):
-            cell = ", ".join(f"{x:g}" for x in a.unit_cell().parameters())
-            notes.append(
-                f"unit cell {symmetry.unit_cell().parameters()} (symmetry.unit_cell) replaces ({cell}) from the file"
-            )
+            new, old = (", ".join(f"{x:g}" for x in uc.parameters()) for uc in (symmetry.unit_cell(), a.unit_cell()))
+            notes.append(f"unit cell ({new}) (symmetry.unit_cell) replaces ({old}) from the file")
     return notes
 
 

@@ -245,8 +245,9 @@ class ExampleStream:
     def __call__(self, start: int, stop: int):
         if self.pool is None:
             return (_work(i) for i in range(start, stop))
-        chunks = [(i, min(i + 8, stop)) for i in range(start, stop, 8)]
-        return (ex for chunk in worker_pool.results(self.pool.imap(_work_chunk, chunks)) for ex in chunk)
+        chunks = ((i, min(i + 8, stop)) for i in range(start, stop, 8))
+        results = worker_pool.ordered(self.pool, _work_chunk, chunks, in_flight=2 * self.nproc)
+        return (ex for chunk in results for ex in chunk)
 
     def close(self):
         if self.pool is not None:

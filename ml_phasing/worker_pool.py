@@ -27,24 +27,15 @@ def fork_pool(nproc: int, initializer=None, initargs=()):
     return ctx.Pool(nproc, initializer=_ignore_sigint_then, initargs=(initializer, initargs))
 
 
-def results(iterator, poll: float = 0.2):
-    """The results of ``pool.imap(...)`` in order, waiting in short steps: a plain
-    ``next()`` waits on a lock that a Ctrl-C does not interrupt, so the KeyboardInterrupt
-    came only with the next result (3-6 s later on the engine's starts, measured)."""
-    while True:
-        try:
-            yield iterator.next(timeout=poll)
-        except multiprocessing.TimeoutError:
-            continue
-        except StopIteration:
-            return
-
-
-def ordered(pool, function, items, in_flight: int):
+def ordered(pool, function, items, in_flight: int, poll: float = 0.2):
     """``function(item)`` for each of ``items`` in the pool, results in order, with at most
-    ``in_flight`` tasks submitted ahead. Unlike ``pool.imap``, the items are drawn here, in
-    the calling thread: imap draws them in its task-handler thread, where a slow generator
-    (a start that takes seconds to make) delayed a Ctrl-C until it finished."""
+    ``in_flight`` tasks submitted ahead.
+
+    The items are drawn here, in the calling thread: ``pool.imap`` draws them in its
+    task-handler thread, where a slow generator (a start that takes seconds to make)
+    delayed a Ctrl-C until it finished. Results are awaited in ``poll``-second steps: a
+    plain wait is on a lock that a Ctrl-C does not interrupt, so the KeyboardInterrupt
+    came only with the next result (3-6 s later on the engine's starts, measured)."""
     import collections
 
     pending = collections.deque()
@@ -61,7 +52,7 @@ def ordered(pool, function, items, in_flight: int):
         result = pending.popleft()
         while True:
             try:
-                value = result.get(timeout=0.2)
+                value = result.get(timeout=poll)
                 break
             except multiprocessing.TimeoutError:
                 continue

@@ -288,7 +288,8 @@ def polish(
     def r1_of(model):
         return figures_of_merit.figures(f_obs, f_calc_of(model, f_obs))["r1"]
 
-    best_r1, start = r1_of(xs), xs
+    start, start_r1 = xs, r1_of(xs)
+    best_r1 = start_r1
     for _ in range(rounds):
         diff = difference_coefficients(xs, f_obs)
         d_map = diff.fft_map(crystal_gridding=gridding).real_map_unpadded()
@@ -316,9 +317,10 @@ def polish(
             break
     if reassign_elements and len(set(elements)) > 1:
         swapped = refine(elements_by_b(xs, elements), f_obs, restraints_weight=restraints_weight)
-        if r1_of(swapped) < best_r1:
-            xs, best_r1 = swapped, r1_of(swapped)
-    return xs if best_r1 < r1_of(start) else start
+        swapped_r1 = r1_of(swapped)
+        if swapped_r1 < best_r1:
+            xs, best_r1 = swapped, swapped_r1
+    return xs if best_r1 < start_r1 else start
 
 
 def moved(xs, atom: int, site):
@@ -342,14 +344,19 @@ def signed_polar(amplitudes, phases):
     return flex.polar(flex.abs(amplitudes), phases)
 
 
-def difference_coefficients(xs, f_obs):
+def difference_coefficients(xs, f_obs, with_model: bool = False):
     """Fo - kFc map coefficients with the model's phases (k: least-squares scale); where the
-    difference is negative the coefficient points the other way (flex.polar needs moduli >= 0)."""
+    difference is negative the coefficient points the other way (flex.polar needs moduli >= 0).
+    With ``with_model``, also the model's own kFc coefficients on the same scale."""
     fc = f_calc_of(xs, f_obs)
     fo = f_obs.data()
     afc = flex.abs(fc.data())
     k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
-    return f_obs.customized_copy(data=signed_polar(fo - k * afc, flex.arg(fc.data())), sigmas=None)
+    phases = flex.arg(fc.data())
+    diff = f_obs.customized_copy(data=signed_polar(fo - k * afc, phases), sigmas=None)
+    if not with_model:
+        return diff
+    return diff, f_obs.customized_copy(data=flex.polar(k * afc, phases), sigmas=None)
 
 
 def repair_connectivity(xs, f_obs, gridding, elements, min_bond: float = 1.1, max_bond: float = 1.85, rounds: int = 2):

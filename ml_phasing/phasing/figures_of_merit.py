@@ -145,18 +145,12 @@ def difference_peak_ratio(f_obs, xs, gridding=None) -> float:
     """
     from cctbx import maptbx
 
-    from ml_phasing.phasing.dual_space import f_calc_of, gridding_for, signed_polar
+    from ml_phasing.phasing.dual_space import difference_coefficients, gridding_for
 
     if xs.scatterers().size() == 0:
         return float("inf")
     gridding = gridding or gridding_for(f_obs)
-    fc = f_calc_of(xs, f_obs)
-    fo = f_obs.data()
-    afc = flex.abs(fc.data())
-    k = flex.sum(fo * afc) / max(flex.sum(afc * afc), 1e-30)
-    phases = flex.arg(fc.data())
-    diff = f_obs.customized_copy(data=signed_polar(fo - k * afc, phases), sigmas=None)
-    model = f_obs.customized_copy(data=flex.polar(k * afc, phases), sigmas=None)
+    diff, model = difference_coefficients(xs, f_obs, with_model=True)
     d_map = diff.fft_map(crystal_gridding=gridding).real_map_unpadded()
     m_map = model.fft_map(crystal_gridding=gridding).real_map_unpadded()
     heights = [maptbx.eight_point_interpolation(m_map, site) for site in xs.sites_frac()]

@@ -13,7 +13,14 @@ from ml_phasing import map_io, reflection_io, resolution_extension, shelx_io
 from ml_phasing.atomic_io import write_text
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.extend_resolution import phil_str
-from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
+from ml_phasing.program_support import (
+    input_file,
+    log_header,
+    logged,
+    print_notes,
+    resolve_device,
+    symmetry_from_params,
+)
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
@@ -78,15 +85,7 @@ Examples:
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
-        d_min = self.params.d_min
-        if d_min is not None:
-            if d_min < self.f_obs.d_min() - 1e-3:
-                raise Sorry(f"d_min={d_min} is finer than the data ({self.f_obs.d_min():.2f} A).")
-            n_in = self.f_obs.size()
-            self.f_obs = self.f_obs.resolution_filter(d_min=d_min)
-            self.input_info["notes"].append(
-                f"data cut at d_min={d_min} A (d_min=): {self.f_obs.size()} of {n_in} reflections kept"
-            )
+        self.f_obs = reflection_io.cut_at(self.f_obs, self.params.d_min, self.input_info)
         self.model_path = resolution_extension.resolve_model(
             self.params.model, self.f_obs.d_min(), self.params.d_min_target
         )
@@ -114,8 +113,7 @@ Examples:
             f"d_min {i['d_min']:.2f} A",
             file=out,
         )
-        for note in i.get("notes", []):
-            print(f"  Note: {note}", file=out)
+        print_notes(i["notes"], out)
         r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target, self.device)
         print(
             f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "

@@ -16,7 +16,14 @@ from ml_phasing import density_prediction, map_io, reflection_io
 from ml_phasing.atomic_io import write_text
 from ml_phasing.model_file import load_model
 from ml_phasing.phil.patterson_to_density import phil_str
-from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
+from ml_phasing.program_support import (
+    input_file,
+    log_header,
+    logged,
+    print_notes,
+    resolve_device,
+    symmetry_from_params,
+)
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
@@ -117,8 +124,7 @@ Examples:
             f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A",
             file=out,
         )
-        for note in i.get("notes", []):
-            print(f"  Note: {note}", file=out)
+        print_notes(i["notes"], out)
         m = self.model_info
         print(
             f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "

@@ -87,10 +87,11 @@ An existing dataset made with other parameters is kept unless --overwrite.
         directory = self.params.output.directory
         # Refuse another dataset's directory before the log is opened, so that a refused run
         # leaves that dataset's simulate.log as it was; a rerun of the same dataset appends.
-        manifest_path = os.path.join(directory, dataset.MANIFEST)
+        content = self.content_phil()
+        fp = dataset.fingerprint(content)
         same = False
-        if os.path.exists(manifest_path):
-            same = dataset.read_manifest(directory).get("fingerprint") == dataset.fingerprint(self.content_phil())
+        if os.path.exists(os.path.join(directory, dataset.MANIFEST)):
+            same = dataset.read_manifest(directory).get("fingerprint") == fp
             if not same and not self.params.output.overwrite:
                 raise Sorry(
                     f"{directory} holds a dataset made with other parameters; choose "
@@ -98,12 +99,10 @@ An existing dataset made with other parameters is kept unless --overwrite.
                 )
         make_output_directory(directory)
         with logged(self, os.path.join(directory, "simulate.log"), append=same):
-            self._run(s, directory)
+            self._run(s, directory, content, fp)
 
-    def _run(self, s, directory):
+    def _run(self, s, directory, content, fp):
         log_header(self, self.params.random_seed, "cpu (simulation uses no torch device)")
-        content = self.content_phil()
-        fp = dataset.fingerprint(content)
         manifest = {
             "format_version": dataset.FORMAT_VERSION,
             "program": self.program_name,

@@ -15,7 +15,14 @@ from ml_phasing.atomic_io import write_text
 from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
-from ml_phasing.program_support import input_file, log_header, logged, resolve_device, symmetry_from_params
+from ml_phasing.program_support import (
+    input_file,
+    log_header,
+    logged,
+    print_notes,
+    resolve_device,
+    symmetry_from_params,
+)
 from ml_phasing.version import __version__
 
 
@@ -74,10 +81,7 @@ Examples:
         self.device = resolve_device(p.device)
         sym = symmetry_from_params(p.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, p.input.labels, sym)
-        if p.d_min is not None:
-            if p.d_min < self.f_obs.d_min() - 1e-3:
-                raise Sorry(f"d_min={p.d_min} is finer than the data ({self.f_obs.d_min():.2f} A).")
-            self.f_obs = self.f_obs.resolution_filter(d_min=p.d_min)
+        self.f_obs = reflection_io.cut_at(self.f_obs, p.d_min, self.input_info)
         if self.f_obs.size() < 10:
             raise Sorry(f"Only {self.f_obs.size()} usable reflections in {path}: too few to phase.")
         cs = self.f_obs.crystal_symmetry()
@@ -181,12 +185,10 @@ Examples:
         print(
             f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
             f"{', French-Wilson' if i['intensities_converted'] else ''}), {f.space_group_info()}, "
-            f"cell {tuple(round(x, 3) for x in f.unit_cell().parameters())} A, d_min {f.d_min():.2f} A"
-            + (f" (cut at d_min={p.d_min})" if p.d_min else ""),
+            f"cell {tuple(round(x, 3) for x in f.unit_cell().parameters())} A, d_min {f.d_min():.2f} A",
             file=out,
         )
-        for note in i.get("notes", []):
-            print(f"  Note: {note}", file=out)
+        print_notes(i["notes"], out)
         print(
             "Composition per asymmetric unit: "
             + " ".join(f"{e}{int(round(n))}" for e, n in self.composition.items())

@@ -119,7 +119,8 @@ Examples:
                 f"{len(trainer.train_data)} training and {len(trainer.val_data)} validation examples; "
                 f"world size {trainer.dist.world}"
             )
-            for base in {id(trainer.train_base): trainer.train_base, id(trainer.val_base): trainer.val_base}.values():
+            bases = [trainer.train_base] + ([trainer.val_base] if trainer.val_base is not trainer.train_base else [])
+            for base in bases:
                 warning = base.completeness_warning()
                 if warning:
                     trainer.log(warning)
