@@ -22,7 +22,6 @@ import sys
 import time
 
 import numpy as np
-from libtbx import phil
 
 from ml_phasing import density_prediction, simulation
 from ml_phasing.metrics.phases import phase_statistics
@@ -38,12 +37,7 @@ OUT = os.path.join(HERE, "..", "ml_phasing", "models", "data", "fom_calibration.
 
 
 def examples(recipe, seed, n):
-    from ml_phasing.phil.simulate import phil_str
-
-    master = phil.parse(phil_str, process_includes=True)
-    params = master.fetch(sources=[phil.parse(file_name=os.path.join(HERE, "..", "phil", recipe))]).extract()
-    params.random_seed = seed
-    config = simulation.SimulationConfig.from_params(params)
+    config = simulation.SimulationConfig.from_recipe(os.path.join(HERE, "..", "phil", recipe), seed)
     source = simulation.StructureSource(config)
     return [simulation.make_example(config, i, source, keep_objects=True)["objects"] for i in range(n)]
 

@@ -45,7 +45,6 @@ import os
 import time
 
 import numpy as np
-from libtbx import phil
 
 from ml_phasing import resolution_extension, simulation
 from ml_phasing.metrics.atoms import atom_recovery
@@ -58,17 +57,6 @@ _STATE = {}
 
 
 ENGINE_STARTS = 0  # --engine
-
-
-def simulation_config(recipe, seed):
-    from ml_phasing.phil.simulate import phil_str
-
-    master = phil.parse(phil_str, process_includes=True)
-    params = master.fetch(sources=[phil.parse(file_name=recipe)]).extract()
-    params.random_seed = seed
-    params.simulate.outputs.patterson = params.simulate.outputs.density = False
-    params.simulate.outputs.amplitudes = True
-    return simulation.SimulationConfig.from_params(params)
 
 
 def r_predicted(f_pred, f_true, d_min_low):
@@ -289,7 +277,7 @@ def main():
         f"model {path}: {info['architecture']}, {info.get('n_parameters')} parameters, "
         f"{cfg['d_min_low']} -> {cfg['d_min_high']} A; training metrics {json.dumps(info.get('metrics'))}"
     )
-    config = simulation_config(recipe, HELD_OUT_SEED)
+    config = simulation.SimulationConfig.from_recipe(recipe, HELD_OUT_SEED, amplitudes_only=True)
     t0 = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(args.nproc, initializer=_init, initargs=(path, config)) as pool:

@@ -45,6 +45,23 @@ class SimulationConfig:
     powder: PowderConfig
 
     @classmethod
+    def from_recipe(cls, recipe: str, seed: int, amplitudes_only: bool = False):
+        """The config of a recipe (.eff, e.g. phil/dialanine_10A_simulate.eff) with another
+        random seed, as benchmarks and tests make held-out data; ``amplitudes_only`` skips the
+        Patterson and density maps."""
+        from libtbx import phil
+
+        from ml_phasing.phil.simulate import phil_str
+
+        master = phil.parse(phil_str, process_includes=True)
+        params = master.fetch(sources=[phil.parse(file_name=recipe)]).extract()
+        params.random_seed = seed
+        if amplitudes_only:
+            params.simulate.outputs.patterson = params.simulate.outputs.density = False
+            params.simulate.outputs.amplitudes = True
+        return cls.from_params(params)
+
+    @classmethod
     def from_params(cls, params):
         s = params.simulate
         outputs = tuple(

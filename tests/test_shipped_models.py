@@ -13,7 +13,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from libtbx import phil
 
 from ml_phasing import density_prediction, resolution_extension, simulation
 from ml_phasing.metrics.phases import phase_statistics
@@ -24,15 +23,7 @@ RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "phil")
 
 
 def _config(recipe: str, amplitudes_only: bool = False):
-    from ml_phasing.phil.simulate import phil_str
-
-    master = phil.parse(phil_str, process_includes=True)
-    params = master.fetch(sources=[phil.parse(file_name=os.path.join(RECIPES, recipe))]).extract()
-    params.random_seed = HELD_OUT_SEED
-    if amplitudes_only:
-        params.simulate.outputs.patterson = params.simulate.outputs.density = False
-        params.simulate.outputs.amplitudes = True
-    return simulation.SimulationConfig.from_params(params)
+    return simulation.SimulationConfig.from_recipe(os.path.join(RECIPES, recipe), HELD_OUT_SEED, amplitudes_only)
 
 
 def _examples(config, n):
