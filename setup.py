@@ -40,6 +40,9 @@ setup(
         "ml_phasing.models",
         "ml_phasing.metrics",
         "ml_phasing.phasing",
+        "ml_phasing.tasks",
+        "ml_phasing.training",
+        "ml_phasing.ccp4i2",
         "ml_phasing.command_line",
         "ml_phasing.phil",
     ],
@@ -48,7 +51,11 @@ setup(
         "ml_phasing.command_line": "command_line",
         "ml_phasing.phil": "phil",
     },
-    package_data={"ml_phasing.phil": ["*.eff"], "ml_phasing.models": ["data/*.pt", "data/*.json"]},
+    package_data={
+        "ml_phasing.phil": ["*.eff"],
+        "ml_phasing.models": ["data/*.pt", "data/*.json"],
+        "ml_phasing.ccp4i2": ["*.def.xml"],
+    },
     install_requires=[
         "cctbx-base>=2025.11",
         "gemmi>=0.7",
@@ -58,6 +65,6 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "ruff", "ccp4i2==3.0.1"], "ccp4i2": ["ccp4i2==3.0.1"]},
     entry_points={"console_scripts": console_scripts()},
 )

@@ -25,7 +25,7 @@ import numpy as np
 
 from ml_phasing import density_prediction, simulation
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing.model_file import load_model
+from ml_phasing import model_file
 from ml_phasing.phasing import figures_of_merit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,13 +42,13 @@ def examples(recipe, seed, n):
     return [simulation.make_example(config, i, source, keep_objects=True)["objects"] for i in range(n)]
 
 
-def rows(model, info, structures):
+def rows(bundle, structures):
     """Per reflection: d, Sim FOM of the network, Sim FOM after the cycles, and cos(dphi) of each."""
     out = {k: [] for k in ("d_net", "m_net", "cos_net", "d_ref", "m_ref", "cos_ref")}
     for objects in structures:
-        f_true = objects["xray_structure"].structure_factors(d_min=info["task_config"]["map_d_min"]).f_calc()
+        f_true = objects["xray_structure"].structure_factors(d_min=bundle.task.config["map_d_min"]).f_calc()
         f_obs = abs(f_true).set_observation_type_xray_amplitude()
-        r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24, calibrate=False)
+        r = density_prediction.predict(bundle, f_obs, refinement_cycles=20, rotations=24, calibrate=False)
         for tag, phases, fom in (("net", r["f_pred"], r["fom_network"]), ("ref", r["phases"], r["fom"])):
             common = f_true.common_set(phases)
             pred = phases.common_set(common)
@@ -92,14 +92,15 @@ def main():
     tables = {"_about": f"benchmarks/calibrate_fom.py {n}: seed {CALIBRATION_SEED}, checked on seed {CHECK_SEED}"}
     for name, recipe in MODELS.items():
         t0 = time.time()
-        model, info = load_model(density_prediction.SHIPPED_MODELS[name], task="patterson_to_density")
-        cal = rows(model, info, examples(recipe, CALIBRATION_SEED, n))
+        path = model_file.shipped_models("patterson_to_density")[name]
+        bundle = model_file.load_bundle(path, task="patterson_to_density")
+        cal = rows(bundle, examples(recipe, CALIBRATION_SEED, n))
         table = {tag: fit(cal[f"d_{tag}"], cal[f"m_{tag}"], cal[f"cos_{tag}"]) for tag in ("net", "ref")}
-        tables[os.path.basename(density_prediction.SHIPPED_MODELS[name])] = {
+        tables[os.path.basename(path)] = {
             "network": table["net"],
             "refined": table["ref"],
         }
-        chk = rows(model, info, examples(recipe, CHECK_SEED, max(10, n // 3)))
+        chk = rows(bundle, examples(recipe, CHECK_SEED, max(10, n // 3)))
         for tag, label in (("net", "network"), ("ref", "after 20 charge-flipping cycles")):
             raw = chk[f"m_{tag}"]
             calibrated = figures_of_merit.calibrate(raw, chk[f"d_{tag}"], table[tag])

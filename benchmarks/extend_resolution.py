@@ -48,7 +48,7 @@ import numpy as np
 
 from ml_phasing import resolution_extension, simulation
 from ml_phasing.metrics.atoms import atom_recovery
-from ml_phasing.model_file import load_model
+from ml_phasing import model_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1
@@ -117,10 +117,10 @@ def engine_and_match(data, reference, seed, amplitudes=None, d_min_extend=None):
     }
 
 
-def judge(f_true, reference, model, info, d_min_low, seed):
+def judge(f_true, reference, bundle, d_min_low, seed):
     """(a)-(d) for one crystal; f_true: true (or observed) amplitudes to d_min_high."""
     low = f_true.resolution_filter(d_min=d_min_low)
-    ext = resolution_extension.extend(model, info, low, f_true.d_min())["extended"]
+    ext = resolution_extension.extend(bundle, low, f_true.d_min())["extended"]
     ext = ext.common_set(f_true)
     fill = resolution_extension.shell_mean_fill(f_true, d_min_low)
     total = float(f_true.data().as_numpy_array().sum())
@@ -145,8 +145,8 @@ def judge(f_true, reference, model, info, d_min_low, seed):
 
 def _init(model_path, config):
     torch.set_num_threads(1)
-    model, info = load_model(model_path, task="extend_resolution", device="cpu")
-    _STATE.update(model=model, info=info, config=config, source=simulation.StructureSource(config))
+    bundle = model_file.load_bundle(model_path, task="extend_resolution", device="cpu")
+    _STATE.update(bundle=bundle, config=config, source=simulation.StructureSource(config))
 
 
 def _one(index):
@@ -154,7 +154,7 @@ def _one(index):
     ex = simulation.make_example(c, index, _STATE["source"], keep_objects=True)
     xs = ex["objects"]["xray_structure"]
     f_true = ex["objects"]["f_calc_high"].as_amplitude_array()
-    return judge(f_true, xs, _STATE["model"], _STATE["info"], c.d_min_low, seed=index)
+    return judge(f_true, xs, _STATE["bundle"], c.d_min_low, seed=index)
 
 
 def summarise(rows, label):
@@ -205,8 +205,8 @@ def realdata(directory, model_path, d_min_low):
     from ml_phasing import reflection_io
     from ml_phasing.sources.structure_files import read_structure
 
-    model, info = load_model(model_path, task="extend_resolution", device="cpu")
-    high = info["task_config"]["d_min_high"]
+    bundle = model_file.load_bundle(model_path, task="extend_resolution", device="cpu")
+    high = bundle.task.config["d_min_high"]
     pairs = [
         ("hkl/DK_NTD106c_0m.hkl", "cif/DK_NTD106c_P-1.cif"),
         ("hkl/COD_2242624.hkl", "cif/COD_2242624_P-1_FeN4.cif"),
@@ -228,7 +228,7 @@ def realdata(directory, model_path, d_min_low):
             print(f"{name}: d_min {f_obs.d_min():.2f} A, {f_obs.size()} reflections: too few for this test")
             continue
         try:
-            row = judge(f_obs.resolution_filter(d_min=high), ref, model, info, d_min_low, seed=0)
+            row = judge(f_obs.resolution_filter(d_min=high), ref, bundle, d_min_low, seed=0)
         except Exception as e:  # a report, not a program: say what failed and go on
             print(f"{name}: failed: {type(e).__name__}: {e}")
             continue
@@ -244,12 +244,9 @@ def realdata(directory, model_path, d_min_low):
 
 
 def main():
-    from ml_phasing.resolution_extension import SHIPPED_MODELS, resolve_model
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--model", default="extend_1.2_to_1.0A", help=f"model file or shipped name ({', '.join(SHIPPED_MODELS)})"
-    )
+    shipped = ", ".join(model_file.shipped_models("extend_resolution"))
+    ap.add_argument("--model", default="extend_1.2_to_1.0A", help=f"model file or shipped name ({shipped})")
     ap.add_argument("--recipe", default=None, help="simulate recipe (default: the model's, from phil/)")
     ap.add_argument("--n", type=int, default=100, help="held-out crystals")
     ap.add_argument("--nproc", type=int, default=2)
@@ -268,8 +265,8 @@ def main():
     args = ap.parse_args()
     global ENGINE_STARTS
     ENGINE_STARTS = args.engine
-    path = resolve_model(args.model)
-    model, info = load_model(path, task="extend_resolution", device="cpu")
+    path = model_file.resolve(args.model, "extend_resolution")
+    info = model_file.load_bundle(path, task="extend_resolution", device="cpu").info
     cfg = info["task_config"]
     name = os.path.splitext(os.path.basename(path))[0]
     recipe = args.recipe or os.path.join(HERE, "..", "phil", f"{name}_simulate.eff")

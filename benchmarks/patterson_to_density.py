@@ -31,13 +31,13 @@ from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
 from ml_phasing import evaluation
-from ml_phasing.density_prediction import DEFAULT_MODEL
+from ml_phasing.model_file import default_model
 from ml_phasing.programs.patterson_to_density import Program as P2D
 from ml_phasing.programs.simulate import Program as Simulate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-MODEL = sys.argv[2] if len(sys.argv) > 2 else DEFAULT_MODEL
+MODEL = sys.argv[2] if len(sys.argv) > 2 else default_model("patterson_to_density")
 RECIPE = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "phil", "dialanine_10A_simulate.eff")
 CYCLES = int(sys.argv[4]) if len(sys.argv) > 4 else 20
 ROTATIONS = int(sys.argv[5]) if len(sys.argv) > 5 else 1

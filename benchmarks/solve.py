@@ -48,7 +48,7 @@ from cctbx.development import random_structure
 from ml_phasing import density_prediction
 from ml_phasing.metrics.atoms import atom_recovery
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing.model_file import load_model
+from ml_phasing import model_file
 from ml_phasing.phasing import engine, starts
 from ml_phasing.resolution_extension import charge_flip
 
@@ -212,7 +212,7 @@ def main():
     if len(sys.argv) > 3:
         MAX_STARTS = int(sys.argv[3])
     models = {
-        kind: load_model(density_prediction.SHIPPED_MODELS[f"{kind}_{edge}"], task="patterson_to_density")
+        kind: model_file.load_bundle(model_file.shipped_models()[f"{kind}_{edge}"], task="patterson_to_density")
         for kind, edge in (("dialanine", "10A"), ("dipeptide", "12A"))
     }
     table = {}
@@ -237,17 +237,17 @@ def main():
             f_obs = abs(f_true).set_observation_type_xray_amplitude()
             comp = composition_of(xs)
             peptide = name.startswith(("dialanine", "dipeptide"))
-            model, info = models[name.split("_")[0]] if peptide else (None, None)
+            bundle = models[name.split("_")[0]] if peptide else None
             if peptide:
                 t0 = time.time()
-                r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
+                r = density_prediction.predict(bundle, f_obs, refinement_cycles=20, rotations=24)
                 rows["network"].append({**judge(xs, f_true, r["phases"]), "seconds": time.time() - t0})
                 t0 = time.time()
                 res = engine.solve(
                     f_obs,
                     comp,
                     starts.interleaved(
-                        starts.network_starts(model, info, f_obs),
+                        starts.network_starts(bundle, f_obs),
                         starts.random_starts(f_obs, MAX_STARTS, np.random.default_rng(i)),
                     ),
                     engine.Settings(connected=True),

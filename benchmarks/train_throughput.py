@@ -24,11 +24,10 @@ import time
 from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
-from ml_phasing.model_file import load_model
+from ml_phasing.model_file import load_bundle
 from ml_phasing.programs.simulate import Program as Simulate
 from ml_phasing.programs.train import Program as Train
-from ml_phasing.tasks import make_task
-from ml_phasing.training import TaskDataset, batches_for_epoch, open_dataset
+from ml_phasing.training import TaskDataset, batches_for_epoch
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 256
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -80,11 +79,10 @@ def simulate(directory, source, n):
 
 def bare_loop(model_path, data_dir, task_name):
     """The floor: the same model, batches and optimiser steps on tensors already in memory."""
-    model, info = load_model(model_path, device=DEVICE)
+    bundle = load_bundle(model_path, device=DEVICE)
+    model, task = bundle.network, bundle.task
     model.train()
-    config = info["task_config"]
-    task = make_task(task_name, config)
-    base = open_dataset(data_dir, task_name, tokens=config.get("representation") == "tokens")
+    base = task.open_dataset(data_dir, tokens=task.config.get("representation") == "tokens")
     n_train = len(base) - max(1, round(0.05 * len(base)))
     data = TaskDataset(base, task, range(n_train))
     keys = [task.shape_key(base.meta(j), base, j) for j in range(n_train)]

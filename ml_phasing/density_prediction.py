@@ -1,7 +1,8 @@
 """From observed amplitudes to a predicted density and phases with a Patterson-to-density model.
 
-1. The amplitudes are expanded to P1 and their Patterson map is computed on the
-   model's grid spacing, exactly as in training (cctbx, no F000, scaled to [-1, 1]).
+1. The model's Task (restored from the model file) checks that it serves the data,
+   expands the amplitudes to P1 and computes their Patterson map on the model's grid
+   spacing, exactly as in training (cctbx, no F000, scaled to [-1, 1]).
 2. The network predicts the density in P1 (optionally averaged over proper
    rotations of the grid: test-time augmentation, each back-rotated prediction
    put on the hand of the first before averaging).
@@ -18,63 +19,11 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-from cctbx import crystal, maptbx, sgtbx
+from cctbx import maptbx
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
 from ml_phasing import observables
-from ml_phasing.model_file import fom_calibration, shipped
-
-SHIPPED_MODELS = {
-    "dialanine_10A": shipped("patterson_dialanine_10A.pt"),
-    "dipeptide_12A": shipped("patterson_dipeptide_12A.pt"),
-}
-DEFAULT_MODEL = SHIPPED_MODELS["dialanine_10A"]
-
-
-def resolve_model(name_or_path: str | None) -> str:
-    """A model file path from model= (None: the default; a shipped model's name; or a path)."""
-    if name_or_path is None:
-        return DEFAULT_MODEL
-    from ml_phasing.model_file import shipped
-
-    # a shipped model of another task resolves too, so that loading it names the wrong task
-    other = {name: shipped(f"{name}.pt") for name in ("extend_1.2_to_1.0A", "extend_1.5_to_0.8A")}
-    return SHIPPED_MODELS.get(name_or_path) or other.get(name_or_path, name_or_path)
-
-
-def check_supported(info: dict, f_obs) -> tuple:
-    """The model's grid for these data, or a Sorry that says what the model supports."""
-    cfg = info["task_config"]
-    trained_cell = cfg["unit_cell"]
-    grid = cfg["grid"]
-    step = trained_cell[0] / grid[0]
-    d_model = cfg["map_d_min"]
-    supports = (
-        f"The model supports orthogonal cells with edges up to {max(trained_cell[:3]):.1f} A "
-        f"(trained on {trained_cell[0]:.1f} x {trained_cell[1]:.1f} x {trained_cell[2]:.1f} A, "
-        f"grid {step:.2f} A) and data to at least {d_model:.2f} A."
-    )
-    cell = f_obs.unit_cell().parameters()
-    if any(abs(a - 90.0) > 0.01 for a in cell[3:]):
-        raise Sorry(f"The cell {tuple(round(x, 2) for x in cell)} is not orthogonal. {supports}")
-    if any(a > t * 1.02 for a, t in zip(cell[:3], trained_cell[:3])):
-        raise Sorry(f"The cell {tuple(round(x, 2) for x in cell[:3])} is too large for this model. {supports}")
-    if f_obs.d_min() > d_model * 1.01:
-        raise Sorry(f"The data stop at {f_obs.d_min():.2f} A but the model needs {d_model:.2f} A. {supports}")
-    n = tuple(int(round(a / step)) for a in cell[:3])
-    n = tuple(k + (k % 2) for k in n)  # the network halves the grid once
-    return n, d_model
-
-
-def patterson_input(f_obs_p1, n_real) -> np.ndarray:
-    """Patterson of the P1 amplitudes on a given grid, scaled to [-1, 1] (as the training data)."""
-    gridding = maptbx.crystal_gridding(
-        unit_cell=f_obs_p1.unit_cell(), space_group_info=f_obs_p1.space_group_info(), pre_determined_n_real=n_real
-    )
-    patt = observables.patterson_map(f_obs_p1, gridding)
-    return observables.scale_to_unit(patt)[0]
 
 
 def grid_rotations(shape) -> list:
@@ -111,16 +60,14 @@ def unrotate_grid(a: np.ndarray, rotation) -> np.ndarray:
     return np.transpose(_flip_periodic(a, flips), np.argsort(perm))
 
 
-def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -> tuple[np.ndarray, int]:
+def run_network(bundle, patterson: np.ndarray, device: str, rotations: int = 1) -> tuple[np.ndarray, int]:
     """The network's density for a Patterson and the number of rotations averaged: with
     rotations > 1 the mean over up to that many proper grid rotations (the Patterson
     rotates like the density). Each back-rotated prediction takes the hand (itself or its
     inverse) that correlates better with the unrotated prediction, since a hand-invariant
     model may pick either."""
     rots = grid_rotations(patterson.shape)[: max(1, rotations)]
-    x = np.stack([rotate_grid(patterson, r) for r in rots]).astype(np.float32)
-    with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
+    y = bundle.task.predict_maps(bundle.network, np.stack([rotate_grid(patterson, r) for r in rots]), device)
     maps = [unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]
     ref = maps[0]
     total = ref.copy()
@@ -128,12 +75,6 @@ def run_network(model, patterson: np.ndarray, device: str, rotations: int = 1) -
         inv = _flip_periodic(m, (0, 1, 2))
         total += m if np.corrcoef(m.ravel(), ref.ravel())[0, 1] >= np.corrcoef(inv.ravel(), ref.ravel())[0, 1] else inv
     return total / len(maps), len(maps)
-
-
-def map_to_structure_factors(density: np.ndarray, miller_set_p1):
-    data = flex.double(np.ascontiguousarray(density))
-    data.reshape(flex.grid(density.shape))
-    return miller_set_p1.structure_factors_from_map(map=data, use_scale=True, anomalous_flag=False, use_sg=False)
 
 
 def symmetrise(f_obs, f_calc_p1):
@@ -223,8 +164,7 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
 
 
 def predict(
-    model,
-    info: dict,
+    bundle,
     f_obs,
     device: str = "cpu",
     refinement_cycles: int = 0,
@@ -236,13 +176,10 @@ def predict(
     With ``calibrate`` the Sim FOMs are mapped per resolution shell to the mean cos(dphi)
     measured on held-out data for the shipped models (``model_file.fom_calibration``;
     ``result['fom_calibrated']`` says whether a table was found)."""
-    n_real, d_model = check_supported(info, f_obs)
-    f_obs = f_obs.resolution_filter(d_min=d_model)
-    p1_symmetry = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
-    f_p1 = f_obs.expand_to_p1().customized_copy(crystal_symmetry=p1_symmetry)
-    patt = patterson_input(f_p1, n_real)
-    density, n_rotations = run_network(model, patt, device, rotations)
-    f_pred_p1 = map_to_structure_factors(density, f_p1)
+    task = bundle.task
+    patt, f_obs, f_p1 = task.network_input(f_obs)
+    density, n_rotations = run_network(bundle, patt, device, rotations)
+    f_pred_p1 = task.structure_factors(density, f_p1)
     f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
     f_obs_c = f_obs.common_set(f_pred)
     f_pred = f_pred.common_set(f_obs_c)
@@ -258,8 +195,8 @@ def predict(
         "symmetry_cc": sym_cc,
         "network_density": density,
         "rotations": n_rotations,
-        "grid": n_real,
-        "d_min": d_model,
+        "grid": patt.shape,
+        "d_min": task.config["map_d_min"],
         "scale": scale,
     }
     fom = sim_fom(f_obs_c, f_pred)
@@ -272,7 +209,7 @@ def predict(
         result["phases"] = model_f
         result["refinement_symmetry_cc"] = cc
     result["fom"] = sim_fom(f_obs_c.common_set(model_f), model_f)
-    tables = fom_calibration(info) if calibrate else None
+    tables = bundle.fom_calibration() if calibrate else None
     result["fom_calibrated"] = tables is not None
     if tables is not None:
         from ml_phasing.phasing.figures_of_merit import calibrate as calibrated

@@ -200,15 +200,18 @@ def _f_from_map(map_array, symmetry, miller_set):
 
 
 def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
-    """All metrics that the pair supports, as a JSON-ready dict (plus numpy extras under '_')."""
-    n_bins = params.n_bins
+    """All metrics that the pair supports, as a JSON-ready dict (plus numpy extras under '_').
+
+    Map against map is compared on the grid (:func:`evaluate_maps`); every other pair on the
+    reflections the two have in common (:func:`common_reflections`): phases for complex,
+    phase-only and map predictions (:func:`evaluate_phases`), amplitudes for complex,
+    amplitude and map predictions (:func:`evaluate_amplitudes`)."""
     result = {
         "prediction": prediction.path,
         "prediction_kind": prediction.kind,
         "reference": reference.path,
         "reference_kind": reference.kind,
     }
-    extras = {}
     # A whole-cell map carries no space group (P1 header): it takes the other side's.
     if prediction.kind == "map" and prediction.symmetry.space_group().order_z() == 1:
         prediction.symmetry = crystal.symmetry(
@@ -219,32 +222,64 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
             reference.symmetry.unit_cell(), space_group_info=prediction.symmetry.space_group_info()
         )
     _check_compatible(reference.symmetry, prediction.symmetry, reference.path, prediction.path)
-    sgi = reference.symmetry.space_group_info()
-
     if reference.kind == "map" and prediction.kind == "map":
-        if reference.map.shape != prediction.map.shape:
-            raise Sorry(
-                f"Maps on different grids: {reference.path} {reference.map.shape}, "
-                f"{prediction.path} {prediction.map.shape}."
-            )
-        cm = compare_maps(
-            reference.map,
-            prediction.map,
-            sgi,
-            reference.symmetry.unit_cell(),
-            d_min=params.d_min,
-            n_bins=n_bins,
-            search_hand=params.search_hand,
-            return_aligned=True,
-        )
-        aligned = cm.pop("aligned_map")
-        result.update(cm)
-        result["ssim"] = ssim3d(standardised(reference.map), standardised(aligned))
-        extras.update(ref_map=reference.map, pred_map=aligned)
-        result["_"] = extras
-        return result
+        return evaluate_maps(reference, prediction, params, result)
+    common = common_reflections(reference, prediction, params)
+    result.update(n_common=common.n, d_min=float(common.d.min()), d_max=float(common.d.max()))
+    extras = {}
+    if prediction.kind in ("complex", "map", "phases"):
+        extras = evaluate_phases(reference, prediction, common, params, result)
+    if prediction.kind in ("complex", "amplitudes", "map"):
+        result["amplitudes"] = evaluate_amplitudes(prediction, common, params)
+    result["_"] = extras
+    return result
 
-    # Bring both to complex/amplitude arrays on common reflections.
+
+def evaluate_maps(reference: Reference, prediction: Prediction, params, result: dict) -> dict:
+    """Map against map on one grid: CCs, phases of their structure factors, SSIM."""
+    if reference.map.shape != prediction.map.shape:
+        raise Sorry(
+            f"Maps on different grids: {reference.path} {reference.map.shape}, "
+            f"{prediction.path} {prediction.map.shape}."
+        )
+    cm = compare_maps(
+        reference.map,
+        prediction.map,
+        reference.symmetry.space_group_info(),
+        reference.symmetry.unit_cell(),
+        d_min=params.d_min,
+        n_bins=params.n_bins,
+        search_hand=params.search_hand,
+        return_aligned=True,
+    )
+    aligned = cm.pop("aligned_map")
+    result.update(cm)
+    result["ssim"] = ssim3d(standardised(reference.map), standardised(aligned))
+    result["_"] = {"ref_map": reference.map, "pred_map": aligned}
+    return result
+
+
+@dataclass
+class CommonReflections:
+    """The reference and the prediction on the reflections they share (same order)."""
+
+    f_ref: object  # cctbx miller array of the reference
+    f_pred: object  # cctbx miller array of the prediction
+    h: np.ndarray  # Miller indices, float
+    d: np.ndarray  # d spacings
+    ref: np.ndarray  # reference values (complex, or amplitudes)
+    fom: np.ndarray | None  # the prediction's FOMs, where it has them
+    predicted: np.ndarray | None  # which reflections the prediction predicted (extension)
+    index: np.ndarray  # positions of the common reflections in the prediction's own arrays
+
+    @property
+    def n(self) -> int:
+        return int(self.f_ref.size())
+
+
+def common_reflections(reference: Reference, prediction: Prediction, params) -> CommonReflections:
+    """Both sides as structure factors on common reflections, to ``params.d_min`` or the
+    prediction's resolution (a map's structure factors on the reference's set)."""
     if prediction.kind == "map":
         if reference.kind == "mtz":
             base = reference.f
@@ -254,6 +289,7 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
         f_pred = _f_from_map(prediction.map, prediction.symmetry, base)
     else:
         f_pred = prediction.f
+    f_pred_all = f_pred
     d_min = params.d_min or f_pred.d_min()
     if reference.kind == "map":
         f_ref = _f_from_map(reference.map, reference.symmetry, f_pred.resolution_filter(d_min=d_min))
@@ -264,77 +300,87 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
     f_pred_c = f_pred.common_set(f_ref)
     if f_ref_c.size() == 0:
         raise Sorry(f"No reflections in common between {reference.path} and {prediction.path} (to {d_min:.2f} A).")
-    idx = _selection(f_pred, f_pred_c)
-    h = np.asarray(f_ref_c.indices(), float)
-    d = f_ref_c.d_spacings().data().as_numpy_array()
-    ref_c = f_ref_c.data().as_numpy_array()
-    result.update(n_common=int(f_ref_c.size()), d_min=float(d.min()), d_max=float(d.max()))
-    fom = prediction.fom[idx] if prediction.fom is not None else None
-    predicted = prediction.predicted[idx] if prediction.predicted is not None else None
+    # positions in the prediction's own arrays (FOM, phases, predicted flags), before any cut
+    idx = _selection(f_pred_all, f_pred_c)
+    return CommonReflections(
+        f_ref=f_ref_c,
+        f_pred=f_pred_c,
+        h=np.asarray(f_ref_c.indices(), float),
+        d=f_ref_c.d_spacings().data().as_numpy_array(),
+        ref=f_ref_c.data().as_numpy_array(),
+        fom=prediction.fom[idx] if prediction.fom is not None else None,
+        predicted=prediction.predicted[idx] if prediction.predicted is not None else None,
+        index=idx,
+    )
 
-    if prediction.kind in ("complex", "map", "phases"):
-        if prediction.kind == "phases":
-            amp = np.abs(ref_c)
-            pred_c = amp * np.exp(1j * np.radians(prediction.phases[idx]))
-            ok = np.isfinite(pred_c)
-            pred_c = np.where(ok, pred_c, 0)
-        else:
-            pred_c = f_pred_c.data().as_numpy_array()
-        stats = phase_statistics(
-            h,
-            d,
-            ref_c,
-            pred_c,
-            sgi,
-            fom=fom,
-            n_bins=n_bins,
-            search_origin=params.search_origin,
-            search_hand=params.search_hand,
-        )
-        aligned = stats.pop("aligned_f_pred")
-        result["phases"] = stats
-        # Maps from the common reflections on one grid; aligned prediction.
-        gridding = maptbx.crystal_gridding(
-            reference.symmetry.unit_cell(),
-            d_min=float(d.min()),
-            resolution_factor=1 / 3.0,
-            space_group_info=sgi,
-            symmetry_flags=maptbx.use_space_group_symmetry,
-        )
-        # phase_statistics aligns only the reflections that carry a phase in both (non-zero,
-        # finite): scatter them back; a zero coefficient (FOM 0) stays zero
-        keep = (np.abs(ref_c) > 0) & (np.abs(pred_c) > 0) & np.isfinite(ref_c) & np.isfinite(pred_c)
-        full = np.zeros(len(pred_c), complex)
-        full[keep] = aligned
-        f_pred_al = f_ref_c.customized_copy(data=flex.complex_double(full))
-        ref_map = observables.density_map(f_ref_c, gridding)
-        pred_map = observables.density_map(f_pred_al, gridding)
-        result["map_cc_aligned"] = map_cc(ref_map, pred_map)
-        raw_map = observables.density_map(f_ref_c.customized_copy(data=flex.complex_double(pred_c)), gridding)
-        result["map_cc"] = map_cc(ref_map, raw_map)
-        result["ssim"] = ssim3d(standardised(ref_map), standardised(pred_map))
-        patt = observables.patterson_map(f_ref_c.as_amplitude_array(), gridding)
-        result["patterson_consistency"] = patterson_consistency(patt, raw_map)
-        extras.update(ref_map=ref_map, pred_map=pred_map)
-        if reference.structure is not None:
-            n_peaks = params.atoms.n_peaks or reference.structure.scatterers().size()
-            sites, _ = peak_sites(pred_map, reference.symmetry, n_peaks)
-            result["atoms"] = atom_recovery(reference.structure, sites, params.atoms.tolerance)
-            result["interatomic_vectors"] = interatomic_vector_match(reference.structure, sites, params.atoms.tolerance)
-            extras["sites_true"] = np.array(reference.structure.sites_frac())
-    if prediction.kind in ("complex", "amplitudes", "map"):
-        a_ref = np.abs(ref_c)
-        a_pred = np.abs(f_pred_c.data().as_numpy_array())
-        fit = params.fit_scale or prediction.kind == "map"  # a map has no absolute scale
-        result["amplitudes"] = {
-            "r_factor": r_factor(a_ref, a_pred, mask=predicted, fit_scale=fit),
-            "scale_fitted": fit,
-            "restricted_to_predicted": predicted is not None,
-            "n": int(predicted.sum()) if predicted is not None else int(len(a_ref)),
-            "shells": r_factor_by_shell(d, a_ref, a_pred, n_bins=n_bins, mask=predicted, fit_scale=fit),
-        }
-    result["_"] = extras
-    return result
+
+def evaluate_phases(reference: Reference, prediction: Prediction, c: CommonReflections, params, result: dict) -> dict:
+    """Phase errors (origin and hand aware), map CCs, SSIM, Patterson consistency and, with
+    a model as reference, atom recovery; fills ``result`` and returns the maps for plots."""
+    sgi = reference.symmetry.space_group_info()
+    ref_c = c.ref
+    if prediction.kind == "phases":
+        pred_c = np.abs(ref_c) * np.exp(1j * np.radians(prediction.phases[c.index]))
+        pred_c = np.where(np.isfinite(pred_c), pred_c, 0)
+    else:
+        pred_c = c.f_pred.data().as_numpy_array()
+    stats = phase_statistics(
+        c.h,
+        c.d,
+        ref_c,
+        pred_c,
+        sgi,
+        fom=c.fom,
+        n_bins=params.n_bins,
+        search_origin=params.search_origin,
+        search_hand=params.search_hand,
+    )
+    aligned = stats.pop("aligned_f_pred")
+    result["phases"] = stats
+    # Maps from the common reflections on one grid; aligned prediction.
+    gridding = maptbx.crystal_gridding(
+        reference.symmetry.unit_cell(),
+        d_min=float(c.d.min()),
+        resolution_factor=1 / 3.0,
+        space_group_info=sgi,
+        symmetry_flags=maptbx.use_space_group_symmetry,
+    )
+    # phase_statistics aligns only the reflections that carry a phase in both (non-zero,
+    # finite): scatter them back; a zero coefficient (FOM 0) stays zero
+    keep = (np.abs(ref_c) > 0) & (np.abs(pred_c) > 0) & np.isfinite(ref_c) & np.isfinite(pred_c)
+    full = np.zeros(len(pred_c), complex)
+    full[keep] = aligned
+    f_pred_al = c.f_ref.customized_copy(data=flex.complex_double(full))
+    ref_map = observables.density_map(c.f_ref, gridding)
+    pred_map = observables.density_map(f_pred_al, gridding)
+    result["map_cc_aligned"] = map_cc(ref_map, pred_map)
+    raw_map = observables.density_map(c.f_ref.customized_copy(data=flex.complex_double(pred_c)), gridding)
+    result["map_cc"] = map_cc(ref_map, raw_map)
+    result["ssim"] = ssim3d(standardised(ref_map), standardised(pred_map))
+    patt = observables.patterson_map(c.f_ref.as_amplitude_array(), gridding)
+    result["patterson_consistency"] = patterson_consistency(patt, raw_map)
+    extras = {"ref_map": ref_map, "pred_map": pred_map}
+    if reference.structure is not None:
+        n_peaks = params.atoms.n_peaks or reference.structure.scatterers().size()
+        sites, _ = peak_sites(pred_map, reference.symmetry, n_peaks)
+        result["atoms"] = atom_recovery(reference.structure, sites, params.atoms.tolerance)
+        result["interatomic_vectors"] = interatomic_vector_match(reference.structure, sites, params.atoms.tolerance)
+        extras["sites_true"] = np.array(reference.structure.sites_frac())
+    return extras
+
+
+def evaluate_amplitudes(prediction: Prediction, c: CommonReflections, params) -> dict:
+    """R factor overall and per shell (on the predicted reflections only, for an extension)."""
+    a_ref = np.abs(c.ref)
+    a_pred = np.abs(c.f_pred.data().as_numpy_array())
+    fit = params.fit_scale or prediction.kind == "map"  # a map has no absolute scale
+    return {
+        "r_factor": r_factor(a_ref, a_pred, mask=c.predicted, fit_scale=fit),
+        "scale_fitted": fit,
+        "restricted_to_predicted": c.predicted is not None,
+        "n": int(c.predicted.sum()) if c.predicted is not None else int(len(a_ref)),
+        "shells": r_factor_by_shell(c.d, a_ref, a_pred, n_bins=params.n_bins, mask=c.predicted, fit_scale=fit),
+    }
 
 
 def _selection(full, common) -> np.ndarray:

@@ -12,6 +12,7 @@ training_phil, versions, metrics (final validation), dataset (manifest summary).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import torch
 from libtbx.utils import Sorry
@@ -22,10 +23,88 @@ FORMAT_VERSION = 1
 KIND = "ml_phasing.model"
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
 
+# The one registry of shipped models, for every program: name -> (file in models/data, task).
+SHIPPED = {
+    "dialanine_10A": ("patterson_dialanine_10A.pt", "patterson_to_density"),
+    "dipeptide_12A": ("patterson_dipeptide_12A.pt", "patterson_to_density"),
+    "extend_1.2_to_1.0A": ("extend_1.2_to_1.0A.pt", "extend_resolution"),
+    "extend_1.5_to_0.8A": ("extend_1.5_to_0.8A.pt", "extend_resolution"),
+}
+
 
 def shipped(filename: str) -> str:
     """Path of a model file shipped inside the package (ml_phasing/models/data/)."""
     return os.path.join(SHIPPED_DIR, filename)
+
+
+def shipped_models(task: str | None = None) -> dict:
+    """Shipped models (name -> path), all of them or those of one task."""
+    return {name: shipped(f) for name, (f, t) in SHIPPED.items() if task is None or t == task}
+
+
+def default_model(task: str, d_min_data: float | None = None, d_min_target: float | None = None) -> str:
+    """The shipped model a program uses when model= is not given. Patterson to density: the
+    dialanine 10 A model. Extension: 1.2 -> 1.0 A when the data reach 1.2 A and no finer
+    target is asked for, otherwise 1.5 -> 0.8 A."""
+    if task == "extend_resolution":
+        coarse_data = d_min_data is not None and d_min_data > 1.2 * 1.02
+        fine_target = d_min_target is not None and d_min_target < 1.0 - 1e-6
+        return shipped_models()["extend_1.5_to_0.8A" if coarse_data or fine_target else "extend_1.2_to_1.0A"]
+    return shipped_models()["dialanine_10A"]
+
+
+def resolve(name_or_path: str | None, task: str, **hints) -> str:
+    """A model file path from model=: None (the task's default for the data, see
+    :func:`default_model`), a shipped model's name (of any task, so that loading it names
+    the wrong task), or a path."""
+    if name_or_path is None:
+        return default_model(task, **hints)
+    return shipped_models().get(name_or_path, name_or_path)
+
+
+@dataclass
+class ModelConfig:
+    """How to rebuild the network, and the task's layout of the data."""
+
+    task: str
+    architecture: str
+    model_kwargs: dict
+    task_config: dict
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model file: the network (in eval mode), its config, its Task (restored from
+    the file) and its provenance (versions, training PHIL, metrics, dataset, compute)."""
+
+    network: torch.nn.Module
+    config: ModelConfig
+    task: object
+    provenance: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def info(self) -> dict:
+        """Everything in the file but the weights, plus its path (for logs and JSON)."""
+        return {
+            "task": self.config.task,
+            "task_config": self.config.task_config,
+            "architecture": self.config.architecture,
+            "model_kwargs": self.config.model_kwargs,
+            **self.provenance,
+            "path": self.path,
+        }
+
+    @property
+    def metrics(self) -> dict:
+        return self.provenance.get("metrics") or {}
+
+    def check_supported(self, f_obs, **kwargs):
+        """The task's check that it serves these data (a Sorry saying what it supports)."""
+        return self.task.check_supported(f_obs, **kwargs)
+
+    def fom_calibration(self) -> dict | None:
+        return fom_calibration(self.info)
 
 
 def save_model(
@@ -92,9 +171,10 @@ def read_model_file(path: str) -> dict:
     return blob
 
 
-def load_model(path: str, task: str | None = None, device: str = "cpu"):
-    """Rebuild the network of a model file; returns (model in eval mode, info dict)."""
+def load_bundle(path: str, task: str | None = None, device: str = "cpu") -> ModelBundle:
+    """Rebuild the network and the Task of a model file."""
     from ml_phasing.models import ARCHITECTURES
+    from ml_phasing.tasks import make_task
 
     blob = read_model_file(path)
     if task is not None and blob["task"] != task:
@@ -110,9 +190,10 @@ def load_model(path: str, task: str | None = None, device: str = "cpu"):
             f"{path} does not match the {arch} network of this ml_phasing version: {str(e).splitlines()[0][:200]}"
         ) from None
     model.to(device).eval()
-    info = {k: v for k, v in blob.items() if k != "state_dict"}
-    info["path"] = os.path.abspath(path)
-    return model, info
+    config = ModelConfig(blob["task"], arch, blob["model_kwargs"], blob["task_config"])
+    skip = ("state_dict", "task", "task_config", "architecture", "model_kwargs")
+    provenance = {k: v for k, v in blob.items() if k not in skip}
+    return ModelBundle(model, config, make_task(blob["task"], blob["task_config"]), provenance, os.path.abspath(path))
 
 
 def fom_calibration(info: dict) -> dict | None:

@@ -1,4 +1,4 @@
-"""PNG figures of evaluation results (matplotlib, Agg backend; files written atomically)."""
+"""PNG figures of evaluation results and training histories (matplotlib, Agg backend; files written atomically)."""
 
 from __future__ import annotations
 
@@ -106,4 +106,27 @@ def histogram(values, xlabel: str, path: str) -> None:
         ax.legend(fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("predictions")
+    _save(fig, path)
+
+
+def training_history(history: list, path: str) -> None:
+    """Loss per epoch (train and validation, log scale) and the median validation metrics."""
+    plt = _pyplot()
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    epochs = [r["epoch"] for r in history]
+    metric_keys = [k for k in keys if k.startswith("median_")]
+    fig, axes = plt.subplots(1, 1 + bool(metric_keys), figsize=(10 if metric_keys else 5, 3.5), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
+    ax.plot(epochs, [r["val_loss"] for r in history], marker="o", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    if metric_keys:
+        ax = axes[0, 1]
+        for k in metric_keys:
+            ax.plot(epochs, [r.get(k) for r in history], marker="o", label=k[7:])
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
     _save(fig, path)

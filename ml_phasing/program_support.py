@@ -381,3 +381,32 @@ def progress(iterable=None, total=None, desc=None, unit="it"):
         disable=not sys.stderr.isatty(),
         dynamic_ncols=True,
     )
+
+
+def jsonable(o):
+    """JSON for what the programs' results hold besides plain values: numpy scalars and
+    arrays, dataclasses; anything else as its string."""
+    import dataclasses
+
+    import numpy as np
+
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    return str(o)
+
+
+class ResultsMixin:
+    """``get_results`` (the dict a program's run leaves in ``self.result``) and its JSON,
+    the same for every program (``--json`` and ``run_program`` callers)."""
+
+    def get_results(self):
+        return getattr(self, "result", None)
+
+    def get_results_as_JSON(self):
+        import json
+
+        return json.dumps(self.get_results(), indent=2, default=jsonable)

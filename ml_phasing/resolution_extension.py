@@ -9,63 +9,8 @@ amplitudes pass through unchanged; systematic absences are never predicted.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from cctbx import miller
 from cctbx.array_family import flex
-from libtbx.utils import Sorry
-
-from ml_phasing import observables
-from ml_phasing.hkl_box import dense_amplitudes
-from ml_phasing.model_file import shipped
-from ml_phasing.tasks import make_task
-
-SHIPPED_MODELS = {
-    "extend_1.2_to_1.0A": shipped("extend_1.2_to_1.0A.pt"),
-    "extend_1.5_to_0.8A": shipped("extend_1.5_to_0.8A.pt"),
-}
-DEFAULT_MODEL = SHIPPED_MODELS["extend_1.2_to_1.0A"]
-
-
-def resolve_model(name_or_path: str | None, d_min_data: float | None = None, d_min_target: float | None = None) -> str:
-    """A model file path from model=: a path, a shipped model's name, or None: a shipped
-    model chosen for the data: 1.2 -> 1.0 A when the data reach 1.2 A and no finer target
-    is asked for, otherwise 1.5 -> 0.8 A."""
-    if name_or_path is None:
-        coarse_data = d_min_data is not None and d_min_data > 1.2 * 1.02
-        fine_target = d_min_target is not None and d_min_target < 1.0 - 1e-6
-        return SHIPPED_MODELS["extend_1.5_to_0.8A"] if coarse_data or fine_target else DEFAULT_MODEL
-    return SHIPPED_MODELS.get(name_or_path, name_or_path)
-
-
-def check_supported(info: dict, f_obs, d_min_target: float | None) -> float:
-    cfg = info["task_config"]
-    low, high = cfg["d_min_low"], cfg["d_min_high"]
-    target = d_min_target or high
-    supports = (
-        f"The model extends data measured to {low:.2f} A to {high:.2f} A"
-        + (f" in space groups {_symbols(cfg['space_group_numbers'])}" if cfg.get("space_group_numbers") else "")
-        + "."
-    )
-    if target < high - 1e-6:
-        raise Sorry(f"d_min_target={target:.2f} A is finer than the model was trained for. {supports}")
-    if f_obs.d_min() <= target * (1 + 1e-3):
-        raise Sorry(
-            f"The data already reach {f_obs.d_min():.2f} A, as far as the target {target:.2f} A: "
-            f"there is nothing to predict. {supports}"
-        )
-    if f_obs.d_min() > low * 1.02:
-        raise Sorry(f"The data stop at {f_obs.d_min():.2f} A; the model needs them to {low:.2f} A. {supports}")
-    numbers = cfg.get("space_group_numbers")
-    if numbers and f_obs.space_group_info().type().number() not in numbers:
-        raise Sorry(f"The model has not seen space group {f_obs.space_group_info()}. {supports}")
-    return target
-
-
-def _symbols(numbers) -> str:
-    """Space groups by symbol, as crystallographers name them (P 1 21/c 1, not 14)."""
-    from cctbx import sgtbx
-
-    return ", ".join(str(sgtbx.space_group_info(int(n))) for n in numbers)
 
 
 def _on_set(complete, array) -> tuple:
@@ -82,72 +27,20 @@ def _on_set(complete, array) -> tuple:
     return mask, values, sigmas
 
 
-def extend(model, info: dict, f_obs, d_min_target: float | None = None, device: str = "cpu") -> dict:
+def extend(bundle, f_obs, d_min_target: float | None = None, device: str = "cpu") -> dict:
     """F_EXT for every reflection of the asymmetric unit to the target resolution."""
-    cfg = info["task_config"]
-    target = check_supported(info, f_obs, d_min_target)
+    task = bundle.task
+    target = task.check_supported(f_obs, d_min_target)
     # The network sees the data to d_min_low, as in training; every reflection the user
     # measured (check_supported made sure none is finer than the target) passes through.
     complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
-    in_input, input_values, _ = _on_set(complete, f_obs.resolution_filter(d_min=cfg["d_min_low"]))
-    indices = observables.indices_as_numpy(complete.indices())
-    refl = {
-        "indices": indices,
-        "f": input_values.astype(np.float32),
-        "measured": in_input,
-        "d": complete.d_spacings().data().as_numpy_array().astype(np.float32),
-        "e": np.zeros(complete.size(), np.float32),
-        "absent_indices": observables.absent_indices(f_obs.crystal_symmetry(), target),
-    }
-    task = make_task("extend_resolution", cfg)
-    if cfg.get("representation") == "tokens":
-        item = {
-            "reflections/f": refl["f"],
-            "reflections/measured": refl["measured"],
-            "reflections/indices": indices,
-            "reflections/d": refl["d"],
-        }
-        example = task.example(item, {"unit_cell": list(f_obs.unit_cell().parameters())})
-        if np.abs(indices).max() > model.max_index:
-            raise Sorry(
-                f"Miller indices up to {np.abs(indices).max()} exceed the model's {model.max_index}; "
-                "the cell is too large for this model."
-            )
-        example["index"] = 0
-        batch = task.collate([example])
-        with torch.no_grad():
-            pred = (
-                task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})[
-                    0
-                ]
-                .cpu()
-                .numpy()
-            )
-        f_ext = pred * example["scale"]
-    else:
-        lo, hi = np.array(cfg["hkl_box_min"]), np.array(cfg["hkl_box_max"])
-        if np.any(indices.min(0) < lo) or np.any(indices.max(0) > hi):
-            raise Sorry(
-                f"The reflections span hkl {indices.min(0).tolist()}..{indices.max(0).tolist()}, outside the "
-                f"model's box {lo.tolist()}..{hi.tolist()}: the cell is too large for this model."
-            )
-        box = dense_amplitudes(refl, lo, hi)
-        example = task.example(box, None)
-        example["index"] = 0
-        batch = task.collate([example])
-        with torch.no_grad():
-            pred = (
-                task.forward(model, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})[
-                    0, 0
-                ]
-                .cpu()
-                .numpy()
-            )
-        rel = indices - lo
-        f_ext = pred[rel[:, 0], rel[:, 1], rel[:, 2]] * example["scale"]
+    f_input = f_obs.resolution_filter(d_min=task.config["d_min_low"])
+    f_ext = task.predict_amplitudes(
+        bundle.network, complete, target, f_input, getattr(bundle.network, "max_index", None), device
+    )
     observed, obs_values, sig_obs = _on_set(complete, f_obs)
     f_ext = np.where(observed, obs_values, np.maximum(f_ext, 0.0))
-    r_val = (info.get("metrics") or {}).get("median_r_factor")
+    r_val = bundle.metrics.get("median_r_factor")
     rel_sigma = float(r_val) if r_val is not None and np.isfinite(r_val) else 0.5
     sigma = np.where(observed, sig_obs, rel_sigma * f_ext + 1e-3)
     extended = complete.array(

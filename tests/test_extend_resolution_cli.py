@@ -54,13 +54,12 @@ def setup(tmp_path_factory):
 
 
 def test_shipped_models_are_in_the_package():
-    from ml_phasing.model_file import load_model
-    from ml_phasing.resolution_extension import SHIPPED_MODELS
+    from ml_phasing.model_file import load_bundle, shipped_models
 
     for name, (low, high) in {"extend_1.2_to_1.0A": (1.2, 1.0), "extend_1.5_to_0.8A": (1.5, 0.8)}.items():
-        path = SHIPPED_MODELS[name]
+        path = shipped_models()[name]
         assert os.path.getsize(path) < 20 * 1024 * 1024
-        _, info = load_model(path, task="extend_resolution")
+        info = load_bundle(path, task="extend_resolution").info
         cfg = info["task_config"]
         assert (cfg["d_min_low"], cfg["d_min_high"]) == (low, high)
         assert cfg["space_group_numbers"] == [1, 2, 4, 5, 14, 19]  # P1 P-1 P21 C2 P21/c P212121
@@ -76,11 +75,12 @@ def test_shipped_models_are_in_the_package():
     ],
 )
 def test_default_model_fits_the_data(d_data, target, expected):
-    from ml_phasing.resolution_extension import SHIPPED_MODELS, resolve_model
+    from ml_phasing.model_file import resolve, shipped_models
 
-    assert resolve_model(None, d_data, target) == SHIPPED_MODELS[expected]
-    assert resolve_model(expected) == SHIPPED_MODELS[expected]
-    assert resolve_model("my.pt") == "my.pt"
+    task = "extend_resolution"
+    assert resolve(None, task, d_min_data=d_data, d_min_target=target) == shipped_models(task)[expected]
+    assert resolve(expected, task) == shipped_models(task)[expected]
+    assert resolve("my.pt", task) == "my.pt"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ml_phasing import density_prediction
-from ml_phasing.model_file import load_model
+from ml_phasing.model_file import load_bundle, shipped_models
 
 pytestmark = [
     pytest.mark.gpu,
@@ -25,11 +25,11 @@ def test_prediction_on_the_gpu_matches_the_cpu():
         sgtbx.space_group_info("P1"), elements=["C"] * 8, unit_cell=(10, 10, 10, 90, 90, 90), random_u_iso=False
     )
     f_obs = abs(xs.structure_factors(d_min=1.5).f_calc()).set_observation_type_xray_amplitude()
-    path = density_prediction.SHIPPED_MODELS["dialanine_10A"]
+    path = shipped_models()["dialanine_10A"]
     out = {}
     for device in ("cpu", "cuda"):
-        model, info = load_model(path, task="patterson_to_density", device=device)
-        out[device] = density_prediction.predict(model, info, f_obs, device=device, rotations=2)["network_density"]
+        bundle = load_bundle(path, task="patterson_to_density", device=device)
+        out[device] = density_prediction.predict(bundle, f_obs, device=device, rotations=2)["network_density"]
     span = float(np.ptp(out["cpu"]))
     assert np.max(np.abs(out["cpu"] - out["cuda"])) < 1e-3 * span
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_exit, run_script
-from ml_phasing.density_prediction import DEFAULT_MODEL
+from ml_phasing.model_file import default_model
+
+DEFAULT_MODEL = default_model("patterson_to_density")
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +37,13 @@ def data(tmp_path_factory):
 def test_shipped_model_is_in_the_package():
     assert os.path.isfile(DEFAULT_MODEL)
     assert os.path.getsize(DEFAULT_MODEL) < 20 * 1024 * 1024
-    from ml_phasing.model_file import load_model
+    from ml_phasing.model_file import load_bundle
+    from ml_phasing.tasks import PattersonToDensity
 
-    model, info = load_model(DEFAULT_MODEL, task="patterson_to_density")
-    assert info["task_config"]["grid"] == [20, 20, 20]
-    assert info["metrics"]["median_map_cc"] > 0.5  # recorded when it was trained (docs/models.md)
+    bundle = load_bundle(DEFAULT_MODEL, task="patterson_to_density")
+    assert isinstance(bundle.task, PattersonToDensity) and bundle.task.pad_multiple == 2
+    assert bundle.config.task_config["grid"] == [20, 20, 20]
+    assert bundle.metrics["median_map_cc"] > 0.5  # recorded when it was trained (docs/models.md)
 
 
 def test_main_job_with_no_other_argument(data):
@@ -238,9 +242,9 @@ def test_help_examples_validate(bad_files, command, tmp_path):
     shutil.copy(bad_files / "data.hkl", tmp_path / "data.hkl")
     shutil.copy(DEFAULT_MODEL, tmp_path / "my_model.pt")
     if "dipeptide.mtz" in command:
-        from ml_phasing.density_prediction import SHIPPED_MODELS
+        from ml_phasing.model_file import shipped_models
 
-        if not os.path.isfile(SHIPPED_MODELS["dipeptide_12A"]):
+        if not os.path.isfile(shipped_models()["dipeptide_12A"]):
             pytest.skip("no shipped dipeptide model in this checkout")
         assert_clean_exit(
             run_script(

@@ -49,6 +49,21 @@ def test_entry_points_match_command_line_files():
     assert stems == names
 
 
+def test_setup_installs_every_subpackage():
+    """setup.py lists its packages: a new subpackage missing there would be absent from a
+    regular (non-editable) install."""
+    import re
+
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    listed = set(re.findall(r'"(ml_phasing(?:\.\w+)*)"', open(os.path.join(here, "setup.py")).read()))
+    on_disk = {
+        os.path.relpath(root, here).replace(os.sep, ".")
+        for root, _, files in os.walk(os.path.join(here, "ml_phasing"))
+        if "__init__.py" in files
+    }
+    assert on_disk <= listed, f"not in setup.py packages: {sorted(on_disk - listed)}"
+
+
 def test_dispatcher_names_in_entry_points():
     here = os.path.dirname(os.path.abspath(__file__))
     folder = os.path.join(here, "..", "command_line")

@@ -16,7 +16,7 @@ import torch
 
 from ml_phasing import density_prediction, resolution_extension, simulation
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing.model_file import load_model, shipped
+from ml_phasing.model_file import load_bundle, shipped_models
 
 HELD_OUT_SEED = 1_000_003
 RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "phil")
@@ -41,12 +41,12 @@ def _examples(config, n):
 )
 def test_patterson_to_density_model_reads_near_its_documented_phase_error(name, recipe, documented, margin):
     torch.manual_seed(0)
-    model, info = load_model(density_prediction.SHIPPED_MODELS[name], task="patterson_to_density")
+    bundle = load_bundle(shipped_models()[name], task="patterson_to_density")
     errors, fom, cos = [], [], []
     for objects in _examples(_config(recipe), 8):
-        f_true = objects["xray_structure"].structure_factors(d_min=info["task_config"]["map_d_min"]).f_calc()
+        f_true = objects["xray_structure"].structure_factors(d_min=bundle.task.config["map_d_min"]).f_calc()
         f_obs = abs(f_true).set_observation_type_xray_amplitude()
-        r = density_prediction.predict(model, info, f_obs, refinement_cycles=20, rotations=24)
+        r = density_prediction.predict(bundle, f_obs, refinement_cycles=20, rotations=24)
         common = f_true.common_set(r["phases"])
         pred = r["phases"].common_set(common)
         stats = phase_statistics(
@@ -72,13 +72,13 @@ def test_patterson_to_density_model_reads_near_its_documented_phase_error(name, 
     [("extend_1.2_to_1.0A", 0.453), ("extend_1.5_to_0.8A", 0.463)],  # docs/models.md: median R, predicted
 )
 def test_extension_model_reads_near_its_documented_r(name, documented):
-    model, info = load_model(shipped(f"{name}.pt"), task="extend_resolution")
+    bundle = load_bundle(shipped_models()[name], task="extend_resolution")
     config = _config(f"{name}_simulate.eff", amplitudes_only=True)
     rs = []
     for objects in _examples(config, 8):
         f_true = objects["f_calc_high"].as_amplitude_array()
         low = f_true.resolution_filter(d_min=config.d_min_low)
-        ext = resolution_extension.extend(model, info, low, f_true.d_min())["extended"].common_set(f_true)
+        ext = resolution_extension.extend(bundle, low, f_true.d_min())["extended"].common_set(f_true)
         sel = f_true.d_spacings().data() < config.d_min_low * (1 - 1e-9)
         t = f_true.select(sel)
         p = ext.common_set(t)

@@ -122,9 +122,9 @@ def test_smoke_training_lowers_the_loss(datasets, name):
     history = res["history"]
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    from ml_phasing.model_file import load_model
+    from ml_phasing.model_file import load_bundle
 
-    model, info = load_model(res["model_file"])
+    info = load_bundle(res["model_file"]).info
     assert info["architecture"] == res["architecture"] and info["metrics"]["epoch"] >= 1
     blob = torch.load(res["model_file"], weights_only=True)  # no pickled code needed
     assert blob["task_config"]["task"] in ("patterson_to_density", "intensity_to_density", "extend_resolution")
@@ -211,9 +211,9 @@ def test_two_process_ddp(datasets):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (datasets / "ddp" / "train.log").read_text()
     assert "world size 2" in log
-    from ml_phasing.model_file import load_model
+    from ml_phasing.model_file import load_bundle
 
-    load_model(str(datasets / "ddp" / "model.pt"), task="patterson_to_density")
+    load_bundle(str(datasets / "ddp" / "model.pt"), task="patterson_to_density")
 
 
 @pytest.mark.parametrize(

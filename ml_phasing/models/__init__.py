@@ -18,4 +18,14 @@ ARCHITECTURES = {
     "xrd_transformer": XRDTransformer,
 }
 
-__all__ = ["ARCHITECTURES", "MLP", "UNet3D", "PattersonResNet", "FFTUNet3D", "XRDTransformer"]
+
+def pad_multiple(arch: str, kw: dict) -> int:
+    """The multiple a network needs its input grid to be (it halves the grid that often)."""
+    if arch in ("unet3d", "fft_unet"):
+        return 2 ** kw["depth"]
+    if arch == "patterson_unet":
+        return 2
+    return 1
+
+
+__all__ = ["ARCHITECTURES", "pad_multiple", "MLP", "UNet3D", "PattersonResNet", "FFTUNet3D", "XRDTransformer"]

@@ -116,26 +116,18 @@ def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str 
             )
 
 
-def network_starts(model, info: dict, f_obs, device: str = "cpu", rotations: int = 24, hands: bool = True):
+def network_starts(bundle, f_obs, device: str = "cpu", rotations: int = 24, hands: bool = True):
     """One start per proper grid rotation of the Patterson (and per hand)."""
-    import torch
-    from cctbx import crystal, sgtbx
-
     from ml_phasing import density_prediction as dp
 
-    n_real, d_model = dp.check_supported(info, f_obs)
-    f_cut = f_obs.resolution_filter(d_min=d_model)
-    p1 = crystal.symmetry(f_cut.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
-    f_p1 = f_cut.expand_to_p1().customized_copy(crystal_symmetry=p1)
-    patt = dp.patterson_input(f_p1, n_real)
+    task = bundle.task
+    patt, f_cut, f_p1 = task.network_input(f_obs)
     rots = dp.grid_rotations(patt.shape)[: max(1, rotations)]
-    x = np.stack([dp.rotate_grid(patt, r) for r in rots]).astype(np.float32)
-    with torch.no_grad():
-        y = model(torch.from_numpy(np.ascontiguousarray(x))[:, None].to(device))[:, 0].float().cpu().numpy()
+    y = task.predict_maps(bundle.network, np.stack([dp.rotate_grid(patt, r) for r in rots]), device)
     for i, (m, r) in enumerate(zip(y, rots)):
         density = dp.unrotate_grid(m, r).astype(np.float64)
         try:
-            f_pred, _, _ = dp.symmetrise(f_cut, dp.map_to_structure_factors(density, f_p1))
+            f_pred, _, _ = dp.symmetrise(f_cut, task.structure_factors(density, f_p1))
         except Sorry:  # no origin of the space group fits this prediction: no start from it
             continue
         phases = on_indices(f_pred, f_obs)

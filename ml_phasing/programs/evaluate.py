@@ -14,12 +14,12 @@ from libtbx.utils import Sorry
 from ml_phasing import evaluation, plots
 from ml_phasing.atomic_io import write_text
 from ml_phasing.phil.evaluate import phil_str
-from ml_phasing.program_support import log_header, logged, progress
+from ml_phasing.program_support import ResultsMixin, jsonable, log_header, logged, progress
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.evaluate"
     version = __version__
     citations = citation_scope("pan2023")
@@ -193,7 +193,7 @@ Examples:
     def _write(self, results, extras):
         files = self.result["files"]
         json_path = f"{self.prefix}.json"
-        write_text(json_path, json.dumps(self.result, indent=2, default=_jsonable) + "\n")
+        write_text(json_path, json.dumps(self.result, indent=2, default=jsonable) + "\n")
         files.append(json_path)
         csv_path = f"{self.prefix}_shells.csv"
         buf = io.StringIO()
@@ -254,17 +254,3 @@ Examples:
                 label = "aligned map CC" if self.result["summary"]["map_cc_aligned"] else "amplitude R"
                 plots.histogram(values["values"], label, f"{p}_distribution.png")
                 files.append(f"{p}_distribution.png")
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2, default=_jsonable)
-
-
-def _jsonable(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))

@@ -11,9 +11,10 @@ from libtbx.utils import Sorry
 
 from ml_phasing import map_io, reflection_io, resolution_extension, shelx_io
 from ml_phasing.atomic_io import write_text
-from ml_phasing.model_file import load_model
+from ml_phasing import model_file
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import (
+    ResultsMixin,
     input_file,
     log_header,
     logged,
@@ -25,7 +26,7 @@ from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.extend_resolution"
     version = __version__
     citations = citation_scope("khaibrakhmanov2025", "charge_flipping", "shelxd")
@@ -86,11 +87,11 @@ Examples:
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
         self.f_obs = reflection_io.cut_at(self.f_obs, self.params.d_min, self.input_info)
-        self.model_path = resolution_extension.resolve_model(
-            self.params.model, self.f_obs.d_min(), self.params.d_min_target
+        self.model_path = model_file.resolve(
+            self.params.model, "extend_resolution", d_min_data=self.f_obs.d_min(), d_min_target=self.params.d_min_target
         )
-        self.model, self.model_info = load_model(self.model_path, task="extend_resolution", device=self.device)
-        resolution_extension.check_supported(self.model_info, self.f_obs, self.params.d_min_target)
+        self.bundle = model_file.load_bundle(self.model_path, task="extend_resolution", device=self.device)
+        self.bundle.check_supported(self.f_obs, d_min_target=self.params.d_min_target)
         cs = self.f_obs.crystal_symmetry()
         if self.params.composition:
             from ml_phasing.phasing import composition
@@ -114,7 +115,7 @@ Examples:
             file=out,
         )
         print_notes(i["notes"], out)
-        r = resolution_extension.extend(self.model, self.model_info, self.f_obs, self.params.d_min_target, self.device)
+        r = resolution_extension.extend(self.bundle, self.f_obs, self.params.d_min_target, self.device)
         print(
             f"Extended to {r['d_min_target']:.2f} A: {r['n_measured']} measured, {r['n_predicted']} predicted "
             f"(sigma = {r['relative_sigma']:.2f} x F for predicted)",
@@ -192,9 +193,3 @@ Examples:
         )
         files = solution.write(f"{self.prefix}_solve", f, result, self.program_name)
         return {**solution.summary(result, settings), "solve_data": p.solve_data, "files": files}
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2, default=str)

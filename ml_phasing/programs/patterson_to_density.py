@@ -14,9 +14,10 @@ from libtbx.utils import Sorry
 
 from ml_phasing import density_prediction, map_io, reflection_io
 from ml_phasing.atomic_io import write_text
-from ml_phasing.model_file import load_model
+from ml_phasing import model_file
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import (
+    ResultsMixin,
     input_file,
     log_header,
     logged,
@@ -28,7 +29,7 @@ from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.patterson_to_density"
     version = __version__
     citations = citation_scope("pan2023", "charge_flipping", "shelxd")
@@ -73,8 +74,8 @@ Examples:
     def validate(self):
         path = input_file(self)
         self.input_path = path
-        model = density_prediction.resolve_model(self.params.model)
-        if model in density_prediction.SHIPPED_MODELS.values() and not os.path.isfile(model):
+        model = model_file.resolve(self.params.model, "patterson_to_density")
+        if model in model_file.shipped_models().values() and not os.path.isfile(model):
             raise Sorry(f"The shipped model {model} is missing from this installation; give model=.")
         self.model_path = model
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -94,8 +95,8 @@ Examples:
         # Read and check everything before any output is written.
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
-        self.model, self.model_info = load_model(self.model_path, task="patterson_to_density", device=self.device)
-        density_prediction.check_supported(self.model_info, self.f_obs)
+        self.bundle = model_file.load_bundle(self.model_path, task="patterson_to_density", device=self.device)
+        self.bundle.check_supported(self.f_obs)
         if self.params.solve:
             from ml_phasing.phasing import composition
 
@@ -125,7 +126,7 @@ Examples:
             file=out,
         )
         print_notes(i["notes"], out)
-        m = self.model_info
+        m = self.bundle.info
         print(
             f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
             f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A",
@@ -133,8 +134,7 @@ Examples:
         )
         t0 = time.time()
         r = density_prediction.predict(
-            self.model,
-            self.model_info,
+            self.bundle,
             self.f_obs,
             self.device,
             self.params.refinement.cycles,
@@ -216,7 +216,7 @@ Examples:
 
         def chain():  # network and random starts in turn (see ml_phasing.solve)
             yield from starts.interleaved(
-                starts.network_starts(self.model, self.model_info, self.f_obs, self.device, rotations=24),
+                starts.network_starts(self.bundle, self.f_obs, self.device, rotations=24),
                 starts.random_starts(self.f_obs, p.engine.max_starts, rng),
             )
 
@@ -258,9 +258,3 @@ Examples:
             map_io.write_ccp4_map(map_path, f_obs.unit_cell(), density, title="ml_phasing predicted density")
             files.append(map_path)
         return files
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2, default=str)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -12,12 +11,19 @@ from libtbx.utils import Sorry
 from ml_phasing import dataset, simulation
 from ml_phasing.example_files import write_example
 from ml_phasing.phil.simulate import phil_str
-from ml_phasing.program_support import make_output_directory, log_header, logged, package_versions, progress
+from ml_phasing.program_support import (
+    ResultsMixin,
+    make_output_directory,
+    log_header,
+    logged,
+    package_versions,
+    progress,
+)
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.simulate"
     version = __version__
     citations = citation_scope("scripps2021", "pan2023", "khaibrakhmanov2025")
@@ -177,9 +183,3 @@ An existing dataset made with other parameters is kept unless --overwrite.
             "example_files": examples_written,
             "fingerprint": fp,
         }
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2)

@@ -16,6 +16,7 @@ from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
 from ml_phasing.program_support import (
+    ResultsMixin,
     input_file,
     log_header,
     logged,
@@ -26,7 +27,7 @@ from ml_phasing.program_support import (
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.solve"
     version = __version__
     citations = citation_scope("shelxd", "pan2023", "charge_flipping", "sigmaa")
@@ -94,39 +95,35 @@ Examples:
         self.start_phases = None
         if p.seed == "phases":
             self.start_phases = starts.user_phases(p.phases.file, self.f_obs, p.phases.labels)
-        self.model = self.model_info = None
+        self.bundle = None
         self.seed_kind = p.seed
         self.notes = []
         if p.seed in ("auto", "patterson_to_density"):
             self._load_density_model(required=p.seed == "patterson_to_density")
         elif p.seed == "extend_resolution":
-            from ml_phasing.model_file import load_model
-            from ml_phasing.resolution_extension import check_supported, resolve_model
+            from ml_phasing import model_file
 
-            model = resolve_model(p.model, float(self.f_obs.d_min()))
-            self.model, self.model_info = load_model(model, task="extend_resolution", device=self.device)
-            check_supported(self.model_info, self.f_obs, None)
+            model = model_file.resolve(p.model, "extend_resolution", d_min_data=float(self.f_obs.d_min()))
+            self.bundle = model_file.load_bundle(model, task="extend_resolution", device=self.device)
+            self.bundle.check_supported(self.f_obs)
             self.model_path = model
 
     def _load_density_model(self, required: bool):
-        from ml_phasing import density_prediction
-        from ml_phasing.model_file import load_model
-
-        from ml_phasing import resolution_extension
+        from ml_phasing import model_file
 
         name = self.params.model
-        if name in getattr(resolution_extension, "SHIPPED_MODELS", {}):
+        if name in model_file.shipped_models("extend_resolution"):
             raise Sorry(
                 f"model={name} is a shipped extend_resolution model; seed=patterson_to_density needs a "
-                f"patterson_to_density model ({', '.join(density_prediction.SHIPPED_MODELS)}), or use "
-                "seed=extend_resolution."
+                f"patterson_to_density model ({', '.join(model_file.shipped_models('patterson_to_density'))}), "
+                "or use seed=extend_resolution."
             )
-        path = density_prediction.resolve_model(name)
+        path = model_file.resolve(name, "patterson_to_density")
         if not os.path.isfile(path):
             raise Sorry(f"Model file not found: {path}")
-        model, info = load_model(path, task="patterson_to_density", device=self.device)
+        bundle = model_file.load_bundle(path, task="patterson_to_density", device=self.device)
         try:
-            density_prediction.check_supported(info, self.f_obs)
+            bundle.check_supported(self.f_obs)
         except Sorry as e:
             if required:
                 raise
@@ -135,7 +132,7 @@ Examples:
             )
             self.seed_kind = "ab_initio"
             return
-        self.model, self.model_info, self.model_path = model, info, path
+        self.bundle, self.model_path = bundle, path
         self.seed_kind = "patterson_to_density"
 
     def _starts(self):
@@ -147,13 +144,13 @@ Examples:
             # network and random starts in turn: the network's 48 starts are alike and can share one
             # near-miss (benchmarks/solve.py: 60% solved from the network alone, 80% from random starts)
             yield from starts.interleaved(
-                starts.network_starts(self.model, self.model_info, f, self.device, rotations=24),
+                starts.network_starts(self.bundle, f, self.device, rotations=24),
                 starts.random_starts(f, n, rng),
             )
         elif self.seed_kind == "extend_resolution":
             from ml_phasing.resolution_extension import extend
 
-            ext = extend(self.model, self.model_info, f, None, self.device)
+            ext = extend(self.bundle, f, None, self.device)
             yield from starts.charge_flipping_starts(
                 f, n, p.random_seed, amplitudes=ext["extended"], kind="extend_resolution"
             )
@@ -197,10 +194,10 @@ Examples:
         )
         for note in self.notes:
             print(note, file=out)
-        print(f"Starts: {self.seed_kind}" + (f" ({self.model_path})" if self.model is not None else ""), file=out)
+        print(f"Starts: {self.seed_kind}" + (f" ({self.model_path})" if self.bundle is not None else ""), file=out)
         d_ext = None
         if self.seed_kind == "extend_resolution":
-            d_ext = float(self.model_info["task_config"]["d_min_high"])
+            d_ext = float(self.bundle.task.config["d_min_high"])
         settings = solution.settings_from_params(p.engine, d_min_extend=d_ext)
         result = solution.run(
             f,
@@ -227,9 +224,3 @@ Examples:
         }
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2, default=str)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
 from ml_phasing.phil.train import phil_str
-from ml_phasing.program_support import LogFile, log_header, progress, resolve_device
+from ml_phasing.program_support import ResultsMixin, LogFile, log_header, progress, resolve_device
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
 
-class Program(ProgramTemplate):
+class Program(ResultsMixin, ProgramTemplate):
     program_name = "ml_phasing.train"
     version = __version__
     citations = citation_scope("scripps2021", "pan2023", "khaibrakhmanov2025")
@@ -67,20 +66,7 @@ Examples:
         manifest = read_manifest(t.data.train)
         from ml_phasing.tasks import task_class
 
-        needed = task_class(t.task).fields or ("reflections/f",)
-        outputs = manifest.get("outputs", [])
-        need_outputs = {
-            "patterson": "patterson",
-            "density": "density",
-            "intensity_grid": "intensity_grid",
-            "voxel_atoms": "voxel_atoms",
-            "reflections/f": "amplitudes",
-        }
-        missing = [need_outputs[f] for f in needed if need_outputs[f] not in outputs]
-        if missing:
-            raise Sorry(
-                f"task={t.task} needs simulate outputs {missing}, which {t.data.train} lacks (it has {outputs})."
-            )
+        task_class(t.task).check_dataset(manifest, t.data.train)
         self.device = resolve_device(self.params.device)
         from ml_phasing.training import CHECKPOINT
 
@@ -142,9 +128,3 @@ Examples:
         finally:
             if log is not None:
                 log.close(self)
-
-    def get_results(self):
-        return getattr(self, "result", None)
-
-    def get_results_as_JSON(self):
-        return json.dumps(self.get_results(), indent=2, default=str)

@@ -1,0 +1,241 @@
+"""Amplitudes to d_min_low in, amplitudes to d_min_high out (Khaibrakhmanov)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from libtbx.utils import Sorry
+
+from ml_phasing.hkl_box import CHANNELS, dense_amplitudes
+from ml_phasing.tasks.base import Task
+
+REFLECTION_FIELDS = ("reflections/indices", "reflections/f", "reflections/measured", "reflections/d")
+
+
+def space_group_symbols(numbers) -> str:
+    """Space groups by symbol, as crystallographers name them (P 1 21/c 1, not 14)."""
+    from cctbx import sgtbx
+
+    return ", ".join(str(sgtbx.space_group_info(int(n))) for n in numbers)
+
+
+class ExtendResolution(Task):
+    """Amplitudes to d_min_low in, amplitudes to d_min_high out.
+
+    Dense models see a box of hkl with channels |F_measured|/s, 1/d^2, measured
+    and not-measured masks (s = the largest measured amplitude of the example,
+    as in the thesis); tokens models see each reflection. The loss and the R
+    factor cover only reflections that were not measured and are not absent;
+    measured amplitudes pass through unchanged.
+    """
+
+    name = "extend_resolution"
+    fields = REFLECTION_FIELDS
+    default_architecture = "fft_unet"
+    unet3d_padding = "zeros"
+    out_activation = "softplus"
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.tokens = config.get("representation") == "tokens"
+        self.needs_meta = self.tokens
+
+    @classmethod
+    def open_dataset(cls, path: str, tokens: bool = False):
+        from ml_phasing.dataset import SimulatedDataset
+
+        return SimulatedDataset(path, fields=list(REFLECTION_FIELDS), dense_amplitudes=not tokens)
+
+    @classmethod
+    def config_from_dataset(cls, dataset, tokens: bool = False) -> dict:
+        lo, hi = dataset.hkl_box
+        meta = dataset.meta(0)
+        numbers = sorted({int(dataset.meta(i)["space_group_number"]) for i in range(len(dataset))})
+        return {
+            "task": cls.name,
+            "space_group_numbers": numbers,
+            "normalisation": "max_measured",
+            "representation": "tokens" if tokens else "dense",
+            "hkl_box_min": [int(x) for x in lo],
+            "hkl_box_max": [int(x) for x in hi],
+            "d_min_low": meta["d_min_low"],
+            "d_min_high": meta["d_min_high"],
+            "dataset_parameters": dataset.manifest["parameters"],
+            "in_channels": 4,
+            "out_channels": 1,
+            "max_index": int(max(np.abs(lo).max(), np.abs(hi).max())),
+        }
+
+    # ------------------------------------------------------------------ examples and batches
+    def example(self, item: dict, meta: dict) -> dict:
+        if self.tokens:
+            f = item["reflections/f"].astype(np.float32)
+            measured = item["reflections/measured"].astype(bool)
+            scale = float(f[measured].max()) if measured.any() else 1.0
+            return {
+                "indices": torch.from_numpy(item["reflections/indices"].astype(np.int64)),
+                "values": torch.from_numpy(np.where(measured, f, 0) / scale),
+                "measured": torch.from_numpy(measured),
+                "inv_d_sq": torch.from_numpy((1.0 / item["reflections/d"].astype(np.float32) ** 2)),
+                "target": torch.from_numpy(f / scale),
+                "scale": scale,
+                "cell": meta["unit_cell"],
+            }
+        box = item["hkl_box"]
+        fm = box[CHANNELS.index("f_measured")]
+        scale = float(fm.max()) or 1.0
+        x = np.stack(
+            [
+                fm / scale,
+                box[CHANNELS.index("inv_d_sq")],
+                box[CHANNELS.index("mask_measured")],
+                box[CHANNELS.index("mask_unmeasured")],
+            ]
+        ).astype(np.float32)
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(box[CHANNELS.index("f")][None] / scale), "scale": scale}
+
+    def collate(self, items):
+        index = torch.tensor([it["index"] for it in items])
+        if not self.tokens:
+            return {
+                "x": torch.stack([it["x"] for it in items]),
+                "y": torch.stack([it["y"] for it in items]),
+                "scale": torch.tensor([it["scale"] for it in items]),
+                "index": index,
+            }
+        n = max(len(it["values"]) for it in items)
+        b = len(items)
+        out = {
+            "indices": torch.zeros(b, n, 3, dtype=torch.long),
+            "values": torch.zeros(b, n),
+            "measured": torch.zeros(b, n, dtype=torch.bool),
+            "inv_d_sq": torch.zeros(b, n),
+            "target": torch.zeros(b, n),
+            "padding": torch.ones(b, n, dtype=torch.bool),
+            "cell": torch.tensor([it["cell"] for it in items], dtype=torch.float32),
+            "scale": torch.tensor([it["scale"] for it in items]),
+            "index": index,
+        }
+        for i, it in enumerate(items):
+            k = len(it["values"])
+            for key in ("indices", "values", "measured", "inv_d_sq", "target"):
+                out[key][i, :k] = it[key]
+            out["padding"][i, :k] = False
+        return out
+
+    def forward(self, model, batch):
+        if self.tokens:
+            pred = model(
+                batch["indices"], batch["values"], batch["measured"], batch["inv_d_sq"], batch["cell"], batch["padding"]
+            )
+            return torch.where(batch["measured"], batch["values"], pred)
+        x = batch["x"]
+        y = self.apply(model, x)[..., : x.shape[2], : x.shape[3], : x.shape[4]]
+        measured = x[:, 2:3] > 0.5
+        return torch.where(measured, x[:, 0:1], y)
+
+    def _predicted_mask(self, batch):
+        if self.tokens:
+            return ~batch["measured"] & ~batch["padding"]
+        return batch["x"][:, 3:4] > 0.5
+
+    def loss(self, pred, batch, loss_params):
+        target = batch["target"] if self.tokens else batch["y"]
+        mask = self._predicted_mask(batch).to(pred.dtype)
+        return (((pred - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+
+    def metrics(self, pred, batch, metas):
+        target = (batch["target"] if self.tokens else batch["y"]).detach().cpu().double()
+        mask = self._predicted_mask(batch).cpu()
+        p = pred.detach().cpu().double()
+        out = []
+        for b in range(p.shape[0]):
+            m = mask[b]
+            t = target[b][m]
+            r = float((p[b][m] - t).abs().sum() / t.sum()) if t.sum() > 0 else float("nan")
+            out.append({"r_factor": r})
+        return out
+
+    # ------------------------------------------------------------------ a user's data
+    def supports(self) -> str:
+        cfg = self.config
+        numbers = cfg.get("space_group_numbers")
+        return (
+            f"The model extends data measured to {cfg['d_min_low']:.2f} A to {cfg['d_min_high']:.2f} A"
+            + (f" in space groups {space_group_symbols(numbers)}" if numbers else "")
+            + "."
+        )
+
+    def check_supported(self, f_obs, d_min_target: float | None = None) -> float:
+        """The target resolution for these data, or a Sorry that says what the model supports."""
+        cfg = self.config
+        low, high = cfg["d_min_low"], cfg["d_min_high"]
+        target = d_min_target or high
+        if target < high - 1e-6:
+            raise Sorry(f"d_min_target={target:.2f} A is finer than the model was trained for. {self.supports()}")
+        if f_obs.d_min() <= target * (1 + 1e-3):
+            raise Sorry(
+                f"The data already reach {f_obs.d_min():.2f} A, as far as the target {target:.2f} A: "
+                f"there is nothing to predict. {self.supports()}"
+            )
+        if f_obs.d_min() > low * 1.02:
+            raise Sorry(
+                f"The data stop at {f_obs.d_min():.2f} A; the model needs them to {low:.2f} A. {self.supports()}"
+            )
+        numbers = cfg.get("space_group_numbers")
+        if numbers and f_obs.space_group_info().type().number() not in numbers:
+            raise Sorry(f"The model has not seen space group {f_obs.space_group_info()}. {self.supports()}")
+        return target
+
+    def predict_amplitudes(
+        self, model, complete, target: float, f_input, max_index=None, device: str = "cpu"
+    ) -> np.ndarray:
+        """Predicted |F| for every reflection of ``complete`` (the miller set to the ``target``
+        resolution) from the measured amplitudes ``f_input`` (to the model's d_min_low),
+        laid out exactly as in training: the dense hkl box or the reflection tokens."""
+        from ml_phasing import observables
+
+        pairs = complete.match_indices(f_input).pairs()
+        measured = np.zeros(complete.size(), bool)
+        values = np.zeros(complete.size())
+        measured[pairs.column(0).as_numpy_array()] = True
+        values[pairs.column(0).as_numpy_array()] = f_input.data().select(pairs.column(1)).as_numpy_array()
+        indices = observables.indices_as_numpy(complete.indices())
+        d = complete.d_spacings().data().as_numpy_array().astype(np.float32)
+        if self.tokens:
+            if max_index is not None and np.abs(indices).max() > max_index:
+                raise Sorry(
+                    f"Miller indices up to {np.abs(indices).max()} exceed the model's {max_index}; "
+                    "the cell is too large for this model."
+                )
+            item = {
+                "reflections/f": values.astype(np.float32),
+                "reflections/measured": measured,
+                "reflections/indices": indices,
+                "reflections/d": d,
+            }
+            example = self.example(item, {"unit_cell": list(complete.unit_cell().parameters())})
+        else:
+            lo, hi = np.array(self.config["hkl_box_min"]), np.array(self.config["hkl_box_max"])
+            if np.any(indices.min(0) < lo) or np.any(indices.max(0) > hi):
+                raise Sorry(
+                    f"The reflections span hkl {indices.min(0).tolist()}..{indices.max(0).tolist()}, outside the "
+                    f"model's box {lo.tolist()}..{hi.tolist()}: the cell is too large for this model."
+                )
+            refl = {
+                "indices": indices,
+                "f": values.astype(np.float32),
+                "measured": measured,
+                "d": d,
+                "e": np.zeros(complete.size(), np.float32),
+                "absent_indices": observables.absent_indices(complete.crystal_symmetry(), target),
+            }
+            example = self.example(dense_amplitudes(refl, lo, hi), None)
+        example["index"] = 0
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.collate([example]).items()}
+        with torch.no_grad():
+            pred = self.forward(model, batch)[0].cpu().numpy()
+        if not self.tokens:
+            rel = indices - lo
+            pred = pred[0][rel[:, 0], rel[:, 1], rel[:, 2]]
+        return pred * example["scale"]

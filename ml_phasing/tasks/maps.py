@@ -1,0 +1,243 @@
+"""Map in, map out: Patterson -> density (Pan et al.) and |F|^2 grid -> voxel atoms (Scripps)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from libtbx.utils import Sorry
+
+from ml_phasing.tasks.base import Task, scale_max_abs
+
+
+def pearson_per_example(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson CC over all but the batch dimension."""
+    a = a.flatten(1) - a.flatten(1).mean(1, keepdim=True)
+    b = b.flatten(1) - b.flatten(1).mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
+
+
+def invert_map(x: torch.Tensor) -> torch.Tensor:
+    """rho(-x) on a periodic grid (index i -> -i mod n) for (batch, c, nx, ny, nz)."""
+    return torch.roll(torch.flip(x, dims=(2, 3, 4)), shifts=(1, 1, 1), dims=(2, 3, 4))
+
+
+def best_translation(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Roll each target by the grid translation that best overlaps the prediction (no gradient)."""
+    with torch.no_grad():
+        fp = torch.fft.rfftn(pred.float(), dim=(2, 3, 4))
+        ft = torch.fft.rfftn(target.float(), dim=(2, 3, 4))
+        xc = torch.fft.irfftn(fp * torch.conj(ft), s=pred.shape[2:], dim=(2, 3, 4)).sum(1)
+        flat = xc.flatten(1).argmax(1)
+    out = []
+    n = pred.shape[2:]
+    for b in range(pred.shape[0]):
+        k = np.unravel_index(int(flat[b]), n)
+        out.append(torch.roll(target[b], shifts=tuple(int(i) for i in k), dims=(1, 2, 3)))
+    return torch.stack(out)
+
+
+class MapTask(Task):
+    """Map in, map out (Patterson -> density; |F|^2 grid -> voxel atoms)."""
+
+    input_field = target_field = None
+    periodic = True
+    default_architecture = "unet3d"
+    unet3d_padding = "zeros"
+    out_activation = "none"
+
+    @classmethod
+    def dataset_fields(cls, tokens: bool = False) -> tuple:
+        return (cls.input_field, cls.target_field)
+
+    def example(self, item: dict, meta: dict) -> dict:
+        x = scale_max_abs(np.asarray(item[self.input_field], np.float32))
+        y = scale_max_abs(np.asarray(item[self.target_field], np.float32))
+        return {"x": torch.from_numpy(x)[None], "y": torch.from_numpy(y)[None]}
+
+    def shape_key(self, meta: dict, dataset, index) -> tuple:
+        return tuple(meta.get("map_grid") or ())
+
+    def collate(self, items: list) -> dict:
+        shapes = {tuple(it["x"].shape) for it in items}
+        if len(shapes) > 1:
+            raise RuntimeError(f"batch mixes grid shapes {shapes}")
+        return {
+            "x": torch.stack([it["x"] for it in items]),
+            "y": torch.stack([it["y"] for it in items]),
+            "index": torch.tensor([it["index"] for it in items]),
+        }
+
+    def forward(self, model, batch):
+        y = self.apply(model, batch["x"])
+        if y.shape[2:] != batch["y"].shape[2:]:
+            y = y[..., : batch["y"].shape[2], : batch["y"].shape[3], : batch["y"].shape[4]]
+        return y
+
+    def loss(self, pred, batch, loss_params):
+        target = batch["y"]
+        candidates = [target]
+        if loss_params.invariance in ("hand", "origin_and_hand"):
+            candidates.append(invert_map(target))
+        if loss_params.invariance == "origin_and_hand":
+            candidates = [best_translation(pred, t) for t in candidates]
+        losses = []
+        for t in candidates:
+            mse = ((pred - t) ** 2).flatten(1).mean(1)
+            if loss_params.kind in ("mse_cc", "auto"):
+                mse = mse + loss_params.cc_weight * (1 - pearson_per_example(pred, t))
+            losses.append(mse)
+        return torch.stack(losses).min(0).values.mean()
+
+    def metrics(self, pred, batch, metas) -> list:
+        from cctbx import sgtbx
+
+        from ml_phasing.metrics import compare_maps
+
+        out = []
+        p = pred.detach().float().cpu().numpy()[:, 0]
+        t = batch["y"].cpu().numpy()[:, 0]
+        for b, meta in enumerate(metas):
+            sgi = (
+                sgtbx.space_group_info(group=sgtbx.space_group(meta["hall_symbol"]))
+                if self.periodic and self.target_field == "density"
+                else sgtbx.space_group_info("P1")
+            )
+            r = compare_maps(t[b], p[b], sgi, meta["unit_cell"] if self.target_field == "density" else None)
+            row = {
+                "map_cc": r["map_cc"],
+                "map_cc_aligned": r["map_cc_aligned"],
+                "inverted_hand": float(r["inverted_hand"]),
+            }
+            if "phases" in r:
+                # a flat prediction has no phases: it counts as random phases (90 degrees), so a
+                # validation pass goes on and its mean says how bad the epoch was
+                overall = r["phases"]["overall"]
+                row["phase_error"] = _or_random(overall["mean_phase_error"])
+                row["f_weighted_phase_error"] = _or_random(overall["f_weighted_phase_error"])
+            out.append(row)
+        return out
+
+
+def _or_random(phase_error):
+    return 90.0 if phase_error is None else phase_error
+
+
+class PattersonToDensity(MapTask):
+    """Patterson map (scaled to [-1, 1]) in, electron density (scaled to [-1, 1]) out (Pan et al.).
+
+    At inference the user's amplitudes are cut to the model's resolution, expanded to P1
+    and turned into a Patterson on the model's grid spacing exactly as the training data
+    were (:meth:`network_input`); :meth:`predict_maps` runs the network on a stack of such
+    grids (padded and cropped as in training)."""
+
+    name = "patterson_to_density"
+    input_field, target_field = "patterson", "density"
+    fields = ("patterson", "density")
+    default_architecture = "patterson_unet"
+    unet3d_padding = "circular"
+    out_activation = "tanh"
+
+    @classmethod
+    def config_from_dataset(cls, dataset, tokens: bool = False) -> dict:
+        meta = dataset.meta(0)
+        params = dataset.manifest["parameters"]
+        return {
+            "task": cls.name,
+            "normalisation": "max_abs",
+            "map_d_min": meta["map_d_min"],
+            "grid": meta["map_grid"],
+            "unit_cell": meta["unit_cell"],
+            "source": meta["source"],
+            "dataset_parameters": params,
+            "in_channels": 1,
+            "out_channels": 1,
+        }
+
+    def supports(self) -> str:
+        cfg = self.config
+        trained_cell, grid = cfg["unit_cell"], cfg["grid"]
+        step = trained_cell[0] / grid[0]
+        return (
+            f"The model supports orthogonal cells with edges up to {max(trained_cell[:3]):.1f} A "
+            f"(trained on {trained_cell[0]:.1f} x {trained_cell[1]:.1f} x {trained_cell[2]:.1f} A, "
+            f"grid {step:.2f} A) and data to at least {cfg['map_d_min']:.2f} A."
+        )
+
+    def check_supported(self, f_obs) -> tuple:
+        """The grid for these data and the model's resolution, or a Sorry that says what the
+        model supports."""
+        cfg = self.config
+        trained_cell = cfg["unit_cell"]
+        step = trained_cell[0] / cfg["grid"][0]
+        d_model = cfg["map_d_min"]
+        cell = f_obs.unit_cell().parameters()
+        if any(abs(a - 90.0) > 0.01 for a in cell[3:]):
+            raise Sorry(f"The cell {tuple(round(x, 2) for x in cell)} is not orthogonal. {self.supports()}")
+        if any(a > t * 1.02 for a, t in zip(cell[:3], trained_cell[:3])):
+            raise Sorry(
+                f"The cell {tuple(round(x, 2) for x in cell[:3])} is too large for this model. {self.supports()}"
+            )
+        if f_obs.d_min() > d_model * 1.01:
+            raise Sorry(
+                f"The data stop at {f_obs.d_min():.2f} A but the model needs {d_model:.2f} A. {self.supports()}"
+            )
+        n = tuple(int(round(a / step)) for a in cell[:3])
+        n = tuple(k + (k % 2) for k in n)  # an even grid, as the simulated maps
+        return n, d_model
+
+    def network_input(self, f_obs) -> tuple:
+        """(Patterson scaled to [-1, 1] on the model's grid spacing, the data cut to the
+        model's resolution, those data expanded to P1) for a user's amplitudes."""
+        from cctbx import crystal, maptbx, sgtbx
+
+        from ml_phasing import observables
+
+        n_real, d_model = self.check_supported(f_obs)
+        f_cut = f_obs.resolution_filter(d_min=d_model)
+        p1 = crystal.symmetry(f_cut.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
+        f_p1 = f_cut.expand_to_p1().customized_copy(crystal_symmetry=p1)
+        gridding = maptbx.crystal_gridding(
+            unit_cell=f_p1.unit_cell(), space_group_info=f_p1.space_group_info(), pre_determined_n_real=n_real
+        )
+        patterson = observables.scale_to_unit(observables.patterson_map(f_p1, gridding))[0]
+        return patterson, f_cut, f_p1
+
+    def predict_maps(self, model, grids: np.ndarray, device: str = "cpu") -> np.ndarray:
+        """The network's output maps for a stack of input grids (n, nx, ny, nz)."""
+        x = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32))[:, None].to(device)
+        with torch.no_grad():
+            y = self.apply(model, x)
+        return y[:, 0, : grids.shape[1], : grids.shape[2], : grids.shape[3]].float().cpu().numpy()
+
+    @staticmethod
+    def structure_factors(density: np.ndarray, miller_set_p1):
+        """The structure factors of a predicted density on the P1 set of the data."""
+        from cctbx.array_family import flex
+
+        data = flex.double(np.ascontiguousarray(density))
+        data.reshape(flex.grid(density.shape))
+        return miller_set_p1.structure_factors_from_map(map=data, use_scale=True, anomalous_flag=False, use_sg=False)
+
+
+class IntensityToDensity(MapTask):
+    """|F|^2 on integer hkl (scaled to max 1) in, Gaussian voxel atoms (scaled to max 1) out (Scripps)."""
+
+    name = "intensity_to_density"
+    input_field, target_field = "intensity_grid", "voxel_atoms"
+    fields = ("intensity_grid", "voxel_atoms")
+
+    @classmethod
+    def config_from_dataset(cls, dataset, tokens: bool = False) -> dict:
+        item = dataset[0]
+        return {
+            "task": cls.name,
+            "normalisation": "max_abs",
+            "input_shape": list(item["intensity_grid"].shape),
+            "output_shape": list(item["voxel_atoms"].shape),
+            "dataset_parameters": dataset.manifest["parameters"],
+            "in_channels": 1,
+            "out_channels": 1,
+        }
+
+    def shape_key(self, meta, dataset, index):
+        return ()

@@ -1,0 +1,434 @@
+"""The training loop: a task's examples, the model, optimiser and schedule, validation.
+
+Reproducibility: the order of examples in epoch e depends only on (random_seed, e);
+checkpoints (:mod:`ml_phasing.training.checkpoints`) hold every state a resumed run
+needs. Several processes train with DDP (:mod:`ml_phasing.training.distributed`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from libtbx.utils import Sorry
+
+from ml_phasing import model_file, tasks
+from ml_phasing.models import ARCHITECTURES, pad_multiple
+from ml_phasing.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint, set_determinism
+from ml_phasing.training.distributed import batches_for_epoch, init_distributed
+from ml_phasing.training.history import write_history
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """A simulated dataset seen through a task (normalised tensors per example)."""
+
+    def __init__(self, base, task, indices):
+        self.base = base
+        self.task = task
+        self.indices = list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        j = self.indices[i]
+        item = self.base[j]
+        out = self.task.example(item, self.base.meta(j) if self.task.needs_meta else None)
+        out["index"] = j
+        return out
+
+
+def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
+    """Architecture name and constructor arguments from the PHIL model scope."""
+    m = params.train.model
+    task = tasks.task_class(task_name)  # its default architecture and output layer
+    arch = task.default_architecture if m.architecture == "auto" else m.architecture
+    cin, cout = task_config["in_channels"], task_config["out_channels"]
+    map_task = task_name != "extend_resolution"
+    if arch == "patterson_unet":
+        if task_name != "patterson_to_density":
+            raise Sorry("patterson_unet is for task=patterson_to_density.")
+        s = m.patterson_unet
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            stem_channels=s.stem_channels,
+            channels=s.channels,
+            n_blocks=s.n_blocks,
+            kernel_size=s.kernel_size,
+            decoder_kernel_size=s.decoder_kernel_size,
+            se_reduction=s.se_reduction,
+            norm=_none(s.norm),
+            out_activation=_none(s.out_activation),
+        )
+    elif arch == "unet3d":
+        s = m.unet3d
+        padding = s.padding_mode if s.padding_mode != "auto" else task.unet3d_padding
+        act = _none(s.out_activation)
+        if act == "auto":
+            act = task.out_activation
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            depth=s.depth,
+            base_channels=s.base_channels,
+            norm=_none(s.norm),
+            padding_mode=padding,
+            out_activation=act,
+            out_shape=task_config.get("output_shape") if task_name == "intensity_to_density" else None,
+        )
+    elif arch == "fft_unet":
+        s = m.fft_unet
+        kw = dict(
+            in_channels=cin,
+            out_channels=cout,
+            depth=s.depth,
+            base_channels=s.base_channels,
+            fft_layers=s.fft_layers,
+            norm=_none(s.norm),
+            out_activation="softplus" if not map_task else "none",
+        )
+    elif arch == "mlp":
+        if task_name == "extend_resolution":
+            raise Sorry("mlp is for the map tasks; use fft_unet, unet3d or xrd_transformer.")
+        s = m.mlp
+        in_shape = [cin] + list(task_config.get("input_shape") or task_config["grid"])
+        out_shape = [cout] + list(task_config.get("output_shape") or task_config["grid"])
+        kw = dict(in_shape=in_shape, out_shape=out_shape, hidden=list(s.hidden), dropout=s.dropout)
+    else:
+        if task_name != "extend_resolution":
+            raise Sorry("xrd_transformer is for task=extend_resolution.")
+        s = m.xrd_transformer
+        kw = dict(
+            dim=s.dim,
+            depth=s.depth,
+            heads=s.heads,
+            mlp_ratio=s.mlp_ratio,
+            dropout=s.dropout,
+            max_index=task_config["max_index"],
+        )
+    return arch, kw
+
+
+def _none(choice):
+    """PHIL turns the choice 'none' into None; the networks spell it 'none'."""
+    return "none" if choice is None else choice
+
+
+def build_scheduler(params, optimizer, steps_per_epoch: int):
+    s = params.train.schedule
+    if s.kind == "exponential":
+
+        def factor(epoch):
+            if epoch < s.stage_epochs:
+                return s.gamma**epoch
+            return s.gamma**s.stage_epochs * s.gamma_late ** (epoch - s.stage_epochs)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), "epoch"
+    if s.kind == "one_cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=params.train.optimizer.learning_rate,
+            total_steps=max(1, steps_per_epoch * params.train.epochs),
+        ), "step"
+    if s.kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=s.factor, patience=s.patience), "plateau"
+    return None, None
+
+
+class Trainer:
+    def __init__(self, params, device: str, logger, training_phil: str = ""):
+        self.params = params
+        self.t = params.train
+        self.device = device
+        self.logger = logger
+        self.training_phil = training_phil
+        self.dist = init_distributed(device)
+        if self.dist.world > 1 and device.startswith("cuda"):
+            self.device = device = f"cuda:{self.dist.local_rank}"
+            torch.cuda.set_device(self.dist.local_rank)
+        self.directory = params.output.directory
+        self.seed = params.random_seed
+        set_determinism(self.seed)
+
+        # Data and task
+        init_blob = model_file.read_model_file(self.t.init_model) if self.t.init_model else None
+        arch_hint = init_blob["architecture"] if init_blob else self.t.model.architecture
+        tokens = self.t.task == "extend_resolution" and arch_hint == "xrd_transformer"
+        task_cls = tasks.task_class(self.t.task)
+        self.train_base = task_cls.open_dataset(self.t.data.train, tokens)
+        config = task_cls.config_from_dataset(self.train_base, tokens=tokens)
+        if init_blob is not None:
+            if init_blob["task"] != self.t.task:
+                raise Sorry(f"{self.t.init_model} is a model for {init_blob['task']}, not {self.t.task}.")
+            self.arch, self.kwargs = init_blob["architecture"], init_blob["model_kwargs"]
+            for key in ("grid", "hkl_box_min", "hkl_box_max", "input_shape", "output_shape"):
+                if key in init_blob["task_config"] and key in config and init_blob["task_config"][key] != config[key]:
+                    raise Sorry(
+                        f"The dataset's {key} {config[key]} differs from the model's "
+                        f"{init_blob['task_config'][key]}; fine-tuning needs the same layout."
+                    )
+        else:
+            self.arch, self.kwargs = model_kwargs(params, self.t.task, config)
+        config["pad_multiple"] = pad_multiple(self.arch, self.kwargs)
+        self.task_config = config
+        self.task = tasks.make_task(self.t.task, config)
+        n = len(self.train_base)
+        if self.t.data.validation:
+            self.val_base = task_cls.open_dataset(self.t.data.validation, tokens)
+            train_idx, val_idx = list(range(n)), list(range(len(self.val_base)))
+        else:
+            n_val = max(1, int(round(n * self.t.data.validation_fraction))) if self.t.data.validation_fraction else 0
+            if n - n_val < 1:
+                raise Sorry(f"The dataset has {n} examples: too few to hold out a validation set.")
+            self.val_base = self.train_base
+            train_idx, val_idx = list(range(n - n_val)), list(range(n - n_val, n))
+        self.train_data = TaskDataset(self.train_base, self.task, train_idx)
+        self.val_data = TaskDataset(self.val_base, self.task, val_idx)
+        self.train_keys = [self.task.shape_key(self.train_base.meta(j), self.train_base, j) for j in train_idx]
+        self.val_keys = [self.task.shape_key(self.val_base.meta(j), self.val_base, j) for j in val_idx]
+
+        # Model
+        try:
+            self.model = ARCHITECTURES[self.arch](**self.kwargs)
+        except (TypeError, ValueError) as e:
+            raise Sorry(f"Cannot build {self.arch} with {self.kwargs}: {e}") from None
+        if init_blob is not None:
+            self.model.load_state_dict(init_blob["state_dict"])
+        if self.t.freeze:
+            names = [name for name, _ in self.model.named_parameters()]
+            for prefix in self.t.freeze:
+                hits = [nm for nm in names if nm.startswith(prefix)]
+                if not hits:
+                    raise Sorry(
+                        f"freeze={prefix}: no parameter starts with it; names start with "
+                        f"{sorted({nm.split('.')[0] for nm in names})}."
+                    )
+            for name, p in self.model.named_parameters():
+                if any(name.startswith(prefix) for prefix in self.t.freeze):
+                    p.requires_grad_(False)
+        self.model.to(self.device)
+        self.net = self.model
+        if self.dist.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dist.local_rank] if self.device.startswith("cuda") else None
+            )
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        o = self.t.optimizer
+        opt_cls = torch.optim.AdamW if o.kind == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(trainable, lr=o.learning_rate, weight_decay=o.weight_decay)
+        steps = math.ceil(
+            len(
+                batches_for_epoch(
+                    self.train_keys, self.t.batch_size, self.seed, 0, True, self.dist.rank, self.dist.world
+                )
+            )
+            / self.t.accumulate
+        )
+        self.scheduler, self.schedule_unit = build_scheduler(params, self.optimizer, steps)
+        self.amp = bool(self.t.mixed_precision and self.device.startswith("cuda"))
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.history = []
+        self.start_epoch = 0
+        self.best = {"val_loss": math.inf, "epoch": -1, "state_dict": None, "metrics": {}}
+        self.step = 0
+
+    # ------------------------------------------------------------------ helpers
+    def n_parameters(self):
+        return sum(p.numel() for p in self.model.parameters())
+
+    def _loader(self, data, keys, epoch, shuffle):
+        batches = batches_for_epoch(
+            keys,
+            self.t.batch_size,
+            self.seed,
+            epoch,
+            shuffle,
+            self.dist.rank if shuffle else 0,
+            self.dist.world if shuffle else 1,
+        )
+        return torch.utils.data.DataLoader(
+            data,
+            batch_sampler=batches,
+            collate_fn=self.task.collate,
+            num_workers=self.t.data.num_workers,
+            persistent_workers=False,
+        ), len(batches)
+
+    def _to_device(self, batch):
+        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self):
+        return checkpoint_path(self.directory)
+
+    def save_checkpoint(self, epoch: int, complete: bool = True):
+        save_checkpoint(self, epoch, complete)
+
+    def load_checkpoint(self):
+        return load_checkpoint(self)
+
+    # ------------------------------------------------------------------ loops
+    def train_epoch(self, epoch, deadline, bar=None):
+        self.net.train()
+        loader, n_batches = self._loader(self.train_data, self.train_keys, epoch, shuffle=True)
+        total, count = 0.0, 0
+        self.optimizer.zero_grad(set_to_none=True)
+        stopped = False
+        for i, batch in enumerate(loader):
+            batch = self._to_device(batch)
+            with torch.autocast("cuda", enabled=self.amp):
+                pred = self.task.forward(self.net, batch)
+                loss = self.task.loss(pred.float(), batch, self.t.loss)
+            if not torch.isfinite(loss):
+                raise Sorry(
+                    f"The loss became non-finite ({loss.item()}) at epoch {epoch + 1}, step {self.step + 1}. "
+                    "Lower optimizer.learning_rate or enable clip_grad_norm."
+                )
+            scaled = loss / self.t.accumulate
+            if self.scaler is not None:
+                self.scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+            if (i + 1) % self.t.accumulate == 0 or i + 1 == n_batches:
+                if self.scaler is not None:
+                    self.scaler.unscale_(self.optimizer)
+                if self.t.clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.clip_grad_norm)
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                if self.schedule_unit == "step":
+                    self.scheduler.step()
+            total += float(loss.detach()) * len(batch["index"])
+            count += len(batch["index"])
+            if bar is not None:
+                bar.update(len(batch["index"]))
+            if deadline is not None and time.time() > deadline:
+                stopped = True
+                break
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            t = torch.tensor([total, count], dtype=torch.float64, device=self.device)
+            dist.all_reduce(t)
+            total, count = float(t[0]), float(t[1])
+        return total / max(count, 1), stopped, int(count)
+
+    @torch.no_grad()
+    def validate(self):
+        self.net.eval()
+        loader, _ = self._loader(self.val_data, self.val_keys, 0, shuffle=False)
+        total, count, rows = 0.0, 0, []
+        for batch in loader:
+            batch = self._to_device(batch)
+            pred = self.task.forward(self.model, batch)
+            loss = self.task.loss(pred.float(), batch, self.t.loss)
+            total += float(loss) * len(batch["index"])
+            count += len(batch["index"])
+            metas = [self.val_base.meta(int(j)) for j in batch["index"]]
+            rows += self.task.metrics(pred.float(), batch, metas)
+        summary = {"val_loss": total / max(count, 1)}
+        for key in rows[0] if rows else {}:
+            vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+            if vals and key == "inverted_hand":
+                summary["fraction_inverted_hand"] = float(np.mean(vals))
+            elif vals:
+                summary[f"median_{key}"] = float(np.median(vals))
+        return summary
+
+    def run(self, bar_factory=None):
+        t = self.t
+        start = time.time()
+        deadline = start + 60.0 * t.max_time if t.max_time else None
+        if t.resume:
+            last = self.load_checkpoint()
+            self.log(f"Resumed from {self.checkpoint_path()} after epoch {last + 1}")
+        stale = 0
+        for epoch in range(self.start_epoch, t.epochs):
+            t0 = time.time()
+            bar = (
+                bar_factory(len(self.train_data) // self.dist.world, f"epoch {epoch + 1}/{t.epochs}")
+                if bar_factory
+                else None
+            )
+            train_loss, stopped, seen = self.train_epoch(epoch, deadline, bar)
+            if bar is not None:
+                bar.close()
+            train_seconds = time.time() - t0
+            val = self.validate() if len(self.val_data) else {"val_loss": train_loss}
+            if self.schedule_unit == "epoch":
+                self.scheduler.step()
+            elif self.schedule_unit == "plateau":
+                self.scheduler.step(val["val_loss"])
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **val,
+                "learning_rate": self.optimizer.param_groups[0]["lr"],
+                "train_seconds": round(train_seconds, 3),
+                "examples_seen": seen,
+                "examples_per_second": round(seen / train_seconds, 2) if train_seconds > 0 else None,
+            }
+            self.history.append(row)
+            self.log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            if val["val_loss"] < self.best["val_loss"]:
+                self.best = {
+                    "val_loss": val["val_loss"],
+                    "epoch": epoch + 1,
+                    "state_dict": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                    "metrics": row,
+                }
+                stale = 0
+            else:
+                stale += 1
+            self.save_checkpoint(epoch, complete=not stopped)
+            self.write_history()
+            if stopped:
+                self.log(f"Stopped: max_time={t.max_time} min reached during epoch {epoch + 1}.")
+                break
+            if t.early_stopping_patience and stale >= t.early_stopping_patience:
+                self.log(f"Early stopping: no improvement in validation loss for {stale} epochs.")
+                break
+        return self.finish()
+
+    def finish(self):
+        path = os.path.join(self.directory, self.params.output.model_file)
+        if self.dist.is_main:
+            state = self.best["state_dict"] or self.model.state_dict()
+            model = ARCHITECTURES[self.arch](**self.kwargs)
+            model.load_state_dict(state)
+            model_file.save_model(
+                path,
+                model,
+                self.arch,
+                self.kwargs,
+                self.task_config,
+                self.training_phil,
+                metrics=self.best["metrics"],
+                extra={
+                    "n_parameters": self.n_parameters(),
+                    "best_epoch": self.best["epoch"],
+                    "epochs_run": len(self.history),
+                },
+            )
+        if self.dist.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        return path
+
+    def write_history(self):
+        if self.dist.is_main:
+            write_history(self.directory, self.history)
+
+    def log(self, text):
+        if self.dist.is_main:
+            print(text, file=self.logger)

@@ -1,0 +1,99 @@
+"""One Task for training and inference (issue 14): the model file restores it, and inference
+lays out a user's data exactly as training did."""
+
+import numpy as np
+import pytest
+import torch
+from libtbx.utils import Sorry
+
+from ml_phasing import density_prediction, model_file, tasks
+from ml_phasing.models import ARCHITECTURES, UNet3D, pad_multiple
+
+
+def _dialanine_amplitudes(cell):
+    """Amplitudes of a small peptide-like cluster in a P1 cell (1.5 A)."""
+    from cctbx import crystal, xray
+
+    rng = np.random.default_rng(3)
+    sym = crystal.symmetry(unit_cell=cell, space_group_symbol="P1")
+    sites = rng.uniform(0.3, 0.7, size=(10, 3))
+    scatterers = [xray.scatterer(f"C{i}", site=tuple(s), u=0.1, scattering_type="C") for i, s in enumerate(sites)]
+    xs = xray.structure(crystal_symmetry=sym, scatterers=xray.flex.xray_scatterer(scatterers))
+    return abs(xs.structure_factors(d_min=1.5).f_calc()).set_observation_type_xray_amplitude()
+
+
+def _patterson_config(pad):
+    return {
+        "task": "patterson_to_density",
+        "normalisation": "max_abs",
+        "map_d_min": 1.5,
+        "grid": [20, 20, 20],
+        "unit_cell": [10.0, 10.0, 10.0, 90.0, 90.0, 90.0],
+        "source": "peptides",
+        "dataset_parameters": "",
+        "in_channels": 1,
+        "out_channels": 1,
+        "pad_multiple": pad,
+    }
+
+
+def test_inference_pads_the_grid_as_training_does(tmp_path):
+    """A unet3d of depth 2 needs grids divisible by 4. Training pads to it; inference did not,
+    and a 9.5 x 9.0 x 9.8 A cell (grid 20 x 18 x 20) ended in a traceback."""
+    torch.manual_seed(0)
+    kwargs = dict(in_channels=1, out_channels=1, depth=2, base_channels=2, padding_mode="circular")
+    net = UNet3D(**kwargs)
+    path = str(tmp_path / "unet3d.pt")
+    model_file.save_model(path, net, "unet3d", kwargs, _patterson_config(pad_multiple("unet3d", kwargs)))
+    bundle = model_file.load_bundle(path, task="patterson_to_density")
+    assert isinstance(bundle.task, tasks.PattersonToDensity) and bundle.task.pad_multiple == 4
+
+    f_obs = _dialanine_amplitudes((9.5, 9.0, 9.8, 90, 90, 90))
+    patterson, _, _ = bundle.task.network_input(f_obs)
+    assert patterson.shape == (20, 18, 20)
+    with pytest.raises(ValueError, match="divisible by 4"):  # the bare network refuses this grid
+        net(torch.from_numpy(patterson)[None, None])
+    r = density_prediction.predict(bundle, f_obs, rotations=2)
+    assert r["network_density"].shape == (20, 18, 20) and np.isfinite(r["network_density"]).all()
+    # the same numbers as the training path: Task.forward on a batch padded and cropped
+    batch = {"x": torch.from_numpy(patterson)[None, None], "y": torch.zeros(1, 1, 20, 18, 20)}
+    with torch.no_grad():
+        trained_way = bundle.task.forward(bundle.network, batch)[0, 0].numpy()
+    np.testing.assert_allclose(bundle.task.predict_maps(bundle.network, patterson[None])[0], trained_way, atol=1e-6)
+
+
+def test_the_model_file_restores_task_config_and_provenance(tmp_path):
+    kwargs = dict(in_channels=1, out_channels=1, depth=1, base_channels=2)
+    path = str(tmp_path / "m.pt")
+    model_file.save_model(path, UNet3D(**kwargs), "unet3d", kwargs, _patterson_config(2), "train { epochs = 1 }")
+    bundle = model_file.load_bundle(path)
+    assert bundle.config == model_file.ModelConfig("patterson_to_density", "unet3d", kwargs, _patterson_config(2))
+    assert bundle.task.config == _patterson_config(2)
+    assert bundle.provenance["training_phil"] == "train { epochs = 1 }" and "versions" in bundle.provenance
+    assert bundle.info["path"] == bundle.path and "state_dict" not in bundle.info
+    with pytest.raises(Sorry, match="not 'extend_resolution'"):
+        model_file.load_bundle(path, task="extend_resolution")
+
+
+def test_shipped_registry_serves_every_program():
+    for name, path in model_file.shipped_models().items():
+        task = model_file.SHIPPED[name][1]
+        assert model_file.resolve(name, task) == path
+    assert set(model_file.shipped_models("extend_resolution")) == {"extend_1.2_to_1.0A", "extend_1.5_to_0.8A"}
+    assert model_file.default_model("patterson_to_density").endswith("patterson_dialanine_10A.pt")
+    assert model_file.default_model("extend_resolution", d_min_data=1.5).endswith("extend_1.5_to_0.8A.pt")
+
+
+@pytest.mark.parametrize("name", tasks.TASKS)
+def test_each_task_declares_what_it_reads_and_its_default_network(name):
+    cls = tasks.task_class(name)
+    assert cls.default_architecture in ARCHITECTURES
+    with pytest.raises(Sorry, match=f"task={name} needs simulate outputs"):
+        cls.check_dataset({"outputs": []}, "somewhere")
+    outputs = sorted({tasks.base.SIMULATE_OUTPUT[f] for f in cls.dataset_fields()})
+    cls.check_dataset({"outputs": outputs}, "somewhere")  # complete: no Sorry
+
+
+def test_unknown_task_is_a_sorry():
+    with pytest.raises(Sorry, match="Unknown task"):
+        tasks.task_class("phase_retrieval")
