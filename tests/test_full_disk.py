@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import assert_clean_exit, run_script
+from conftest import assert_clean_exit, run_console_script as run_script
 from ml_phasing import atomic_io, map_io
 
 

@@ -5,7 +5,7 @@ import re
 import shlex
 import subprocess
 
-from conftest import assert_clean_exit, run_script
+from conftest import assert_clean_exit, run_console_script as run_script
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
