@@ -23,9 +23,10 @@ import time
 
 import numpy as np
 
-from ml_phasing import density_prediction, simulation
+from ml_phasing.prediction import density_prediction
+from ml_phasing.examples import simulation
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing import model_file
+from ml_phasing.models import model_file
 from ml_phasing.phasing import figures_of_merit
 
 HERE = os.path.dirname(os.path.abspath(__file__))

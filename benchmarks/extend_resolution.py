@@ -46,9 +46,10 @@ import time
 
 import numpy as np
 
-from ml_phasing import resolution_extension, simulation
+from ml_phasing.prediction import resolution_extension
+from ml_phasing.examples import simulation
 from ml_phasing.metrics.atoms import atom_recovery
-from ml_phasing import model_file
+from ml_phasing.models import model_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1
@@ -202,7 +203,7 @@ def realdata(directory, model_path, d_min_low):
     from cctbx import crystal
     from libtbx.utils import Sorry
 
-    from ml_phasing import reflection_io
+    from ml_phasing.io import reflection_io
     from ml_phasing.sources.structure_files import read_structure
 
     bundle = model_file.load_bundle(model_path, task="extend_resolution", device="cpu")

@@ -20,7 +20,7 @@ import numpy as np
 from cctbx import crystal, sgtbx, xray
 from cctbx.array_family import flex
 
-from ml_phasing import observables
+from ml_phasing.examples import observables
 from ml_phasing.metrics import compare_maps
 from ml_phasing.metrics.maps import shift_map
 

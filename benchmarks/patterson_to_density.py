@@ -30,8 +30,8 @@ import numpy as np
 from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
-from ml_phasing import evaluation
-from ml_phasing.model_file import default_model
+from ml_phasing.metrics import evaluation
+from ml_phasing.models.model_file import default_model
 from ml_phasing.programs.patterson_to_density import Program as P2D
 from ml_phasing.programs.simulate import Program as Simulate
 
@@ -97,7 +97,7 @@ def summarise(rows, label):
 
 
 def main():
-    from ml_phasing.model_file import read_model_file
+    from ml_phasing.models.model_file import read_model_file
 
     blob = read_model_file(MODEL)
     print(

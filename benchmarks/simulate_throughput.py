@@ -29,7 +29,7 @@ from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
 from ml_phasing.programs.simulate import Program
-from ml_phasing.seeding import example_seed, seed_everything
+from ml_phasing.examples.seeding import example_seed, seed_everything
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 D_MIN = 1.0

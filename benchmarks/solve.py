@@ -45,12 +45,12 @@ from cctbx import sgtbx
 from cctbx.array_family import flex
 from cctbx.development import random_structure
 
-from ml_phasing import density_prediction
+from ml_phasing.prediction import density_prediction
 from ml_phasing.metrics.atoms import atom_recovery
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing import model_file
+from ml_phasing.models import model_file
 from ml_phasing.phasing import engine, starts
-from ml_phasing.resolution_extension import charge_flip
+from ml_phasing.prediction.resolution_extension import charge_flip
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REALDATA = os.path.join(HERE, "..", "..", "shared", "realdata")
@@ -128,7 +128,7 @@ def generator_dialanines(n):
 
 
 def generator_dipeptides(n):
-    from ml_phasing.residue_geometry import AMINO_ACIDS
+    from ml_phasing.sources.residue_geometry import AMINO_ACIDS
     from ml_phasing.sources.peptides import PeptidesConfig, make_structure
 
     cfg = PeptidesConfig(
@@ -287,7 +287,7 @@ def main():
                     {"phase_error": 90.0, "recovery": 0.0, "true_solved": False, "seconds": time.time() - t0}
                 )
             else:
-                from ml_phasing.resolution_extension import solution_map_and_peaks
+                from ml_phasing.prediction.resolution_extension import solution_map_and_peaks
 
                 _, _, sites, _ = solution_map_and_peaks(best[0], f_obs, xs.scatterers().size())
                 rows["charge_flip"].append(
@@ -305,7 +305,7 @@ def realdata_rows():
     import iotbx.cif
     from cctbx import crystal
 
-    from ml_phasing import reflection_io
+    from ml_phasing.io import reflection_io
 
     hkl = os.path.join(REALDATA, "hkl", "DK_NTD106c_0m.hkl")
     if not os.path.isfile(hkl):

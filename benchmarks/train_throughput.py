@@ -24,7 +24,7 @@ import time
 from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
-from ml_phasing.model_file import load_bundle
+from ml_phasing.models.model_file import load_bundle
 from ml_phasing.programs.simulate import Program as Simulate
 from ml_phasing.programs.train import Program as Train
 from ml_phasing.training import TaskDataset, batches_for_epoch

@@ -28,7 +28,7 @@ import os
 import h5py
 import numpy as np
 
-from ml_phasing.atomic_io import publish, remove_stale, temporary_name, write_text
+from ml_phasing.io.atomic_io import publish, remove_stale, temporary_name, write_text
 
 MANIFEST = "dataset.json"
 FORMAT_VERSION = 1
@@ -268,7 +268,7 @@ class SimulatedDataset:
 
     ``fields`` selects what ``__getitem__`` returns (default: every field).
     With ``dense_amplitudes=True`` the reflection fields are also scattered
-    into dense hkl boxes that fit the whole dataset (see :mod:`ml_phasing.hkl_box`).
+    into dense hkl boxes that fit the whole dataset (see :mod:`ml_phasing.examples.hkl_box`).
     Memory does not grow with the dataset: examples are read on demand.
     """
 
@@ -330,7 +330,7 @@ class SimulatedDataset:
         shard, i = self.locate(index)
         out = {name: shard.get(i, name) for name in self.fields}
         if self.dense_amplitudes:
-            from ml_phasing.hkl_box import dense_amplitudes
+            from ml_phasing.examples.hkl_box import dense_amplitudes
 
             needed = ("indices", "f", "e", "d", "measured", "absent_indices")
             out.update(dense_amplitudes({k: shard.get(i, f"reflections/{k}") for k in needed}, *self.hkl_box))

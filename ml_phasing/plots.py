@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml_phasing.atomic_io import atomic_path
+from ml_phasing.io.atomic_io import atomic_path
 
 
 def _pyplot():

@@ -31,7 +31,7 @@ class Parser(CCTBXParser):
     iotbx's own ``process_files`` recognises files with ``any_file``, which tries
     ``pickle.load`` on anything it does not know: a pickled "data.mtz" would run
     its code. Here each file is recognised from its content
-    (:mod:`ml_phasing.file_formats`): PHIL files are parsed as text (a malformed
+    (:mod:`ml_phasing.io.file_formats`): PHIL files are parsed as text (a malformed
     one is a Sorry, not "unused"), MTZ and reflection CIFs are read by their own
     readers and handed to the DataManager in memory, and a pickle is refused.
     Everything else (SHELX .hkl, which needs the symmetry parameters first, and
@@ -91,7 +91,7 @@ class Parser(CCTBXParser):
         return result
 
     def process_files(self, file_list, message="Processing files:"):
-        from ml_phasing import file_formats
+        from ml_phasing.io import file_formats
 
         print(message, file=self.logger)
         unused = []

@@ -1,6 +1,6 @@
 """PHIL parameters of ml_phasing.simulate."""
 
-from ml_phasing.residue_geometry import AMINO_ACIDS
+from ml_phasing.sources.residue_geometry import AMINO_ACIDS
 
 phil_str = """
 include scope ml_phasing.phil.common.phil_scope

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from conftest import assert_clean_exit, run_script
-from ml_phasing import dataset, simulation
-from ml_phasing.hkl_box import CHANNELS
+from ml_phasing import dataset
+from ml_phasing.examples import simulation
+from ml_phasing.examples.hkl_box import CHANNELS
 
 ARGS = [
     "n_examples=7",

@@ -30,7 +30,7 @@ def data(tmp_path_factory):
     # and the truth with random phases (must read ~90).
     import iotbx.mtz
     from cctbx.array_family import flex
-    from ml_phasing.map_io import write_mtz
+    from ml_phasing.io.map_io import write_mtz
 
     arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(ex / "example_00000.mtz")).as_miller_arrays()}
     fc = arrays["FC,PHIC"]
@@ -183,7 +183,7 @@ def test_map_against_map(data):
 def test_bad_input_gives_sorry(data, args, message):
     full = (data / "shifted.mtz").read_bytes()
     (data / "truncated.mtz").write_bytes(full[: len(full) // 3])
-    from ml_phasing.map_io import read_ccp4_map, write_ccp4_map
+    from ml_phasing.io.map_io import read_ccp4_map, write_ccp4_map
     from cctbx import uctbx
 
     m, cell = read_ccp4_map(str(data / "sim" / "examples" / "example_00000_density.ccp4"))

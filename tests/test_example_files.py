@@ -65,7 +65,7 @@ def test_mtz_iotbx_and_gemmi(examples):
 
 def test_maps_iotbx_and_gemmi(examples):
     import gemmi
-    from ml_phasing.map_io import read_ccp4_map
+    from ml_phasing.io.map_io import read_ccp4_map
 
     ds = dataset.SimulatedDataset(str(examples))
     item, meta = ds[0], ds.meta(0)

@@ -54,7 +54,7 @@ def setup(tmp_path_factory):
 
 
 def test_shipped_models_are_in_the_package():
-    from ml_phasing.model_file import load_bundle, shipped_models
+    from ml_phasing.models.model_file import load_bundle, shipped_models
 
     for name, (low, high) in {"extend_1.2_to_1.0A": (1.2, 1.0), "extend_1.5_to_0.8A": (1.5, 0.8)}.items():
         path = shipped_models()[name]
@@ -75,7 +75,7 @@ def test_shipped_models_are_in_the_package():
     ],
 )
 def test_default_model_fits_the_data(d_data, target, expected):
-    from ml_phasing.model_file import resolve, shipped_models
+    from ml_phasing.models.model_file import resolve, shipped_models
 
     task = "extend_resolution"
     assert resolve(None, task, d_min_data=d_data, d_min_target=target) == shipped_models(task)[expected]
@@ -137,7 +137,7 @@ def test_measured_reflections_beyond_the_model_input_pass_through(held_out):
     """Data to 1.1 A with the 1.2 -> 1.0 A model: the network sees them to 1.2 A, but the
     measured 1.2-1.1 A amplitudes are kept, and only 1.1-1.0 A is predicted. Data that
     already reach the target leave nothing to predict: a Sorry."""
-    from ml_phasing.map_io import write_mtz
+    from ml_phasing.io.map_io import write_mtz
 
     fc = _mtz_arrays(held_out / "held/examples/example_00000.mtz")["FC,PHIC"].as_amplitude_array()
     write_mtz(str(held_out / "to_1.1.mtz"), [(fc.resolution_filter(d_min=1.1), "F")])
@@ -163,7 +163,7 @@ def test_d_min_cuts_data_that_reach_further(held_out, capsys):
     from ml_phasing.programs.extend_resolution import Program
 
     if not (held_out / "to_1.0.mtz").exists():
-        from ml_phasing.map_io import write_mtz
+        from ml_phasing.io.map_io import write_mtz
 
         fc = _mtz_arrays(held_out / "held/examples/example_00000.mtz")["FC,PHIC"].as_amplitude_array()
         write_mtz(str(held_out / "to_1.0.mtz"), [(fc, "F")])
@@ -270,7 +270,7 @@ def test_solve_baseline_on_measured_data(setup):
 )
 def test_bad_input(setup, args, message):
     import iotbx.mtz
-    from ml_phasing.map_io import write_mtz
+    from ml_phasing.io.map_io import write_mtz
 
     arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(setup / "data.mtz")).as_miller_arrays()}
     f = arrays["F,SIGF"]
@@ -299,7 +299,7 @@ def _help_examples():
 def test_help_examples_validate(setup, command, tmp_path):
     shutil.copy(setup / "data.mtz", tmp_path)
     if "ext_model.pt" not in command:  # the shipped models want data to 1.2 or 1.5 A, not beyond 1.0 A
-        from ml_phasing.map_io import write_mtz
+        from ml_phasing.io.map_io import write_mtz
 
         f = _mtz_arrays(setup / "data.mtz")["F,SIGF"]
         write_mtz(str(tmp_path / "data.mtz"), [(f.resolution_filter(d_min=1.2), "F")])

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_exit, run_console_script as run_script
-from ml_phasing import atomic_io, map_io
+from ml_phasing.io import atomic_io
+from ml_phasing.io import map_io
 
 
 @pytest.fixture(scope="module")

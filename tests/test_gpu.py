@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ml_phasing import density_prediction
-from ml_phasing.model_file import load_bundle, shipped_models
+from ml_phasing.prediction import density_prediction
+from ml_phasing.models.model_file import load_bundle, shipped_models
 
 pytestmark = [
     pytest.mark.gpu,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ml_phasing import observables
+from ml_phasing.examples import observables
 from ml_phasing.metrics import (
     compare_maps,
     map_cc,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_clean_exit, run_script
-from ml_phasing.model_file import default_model
+from ml_phasing.models.model_file import default_model
 
 DEFAULT_MODEL = default_model("patterson_to_density")
 
@@ -37,7 +37,7 @@ def data(tmp_path_factory):
 def test_shipped_model_is_in_the_package():
     assert os.path.isfile(DEFAULT_MODEL)
     assert os.path.getsize(DEFAULT_MODEL) < 20 * 1024 * 1024
-    from ml_phasing.model_file import load_bundle
+    from ml_phasing.models.model_file import load_bundle
     from ml_phasing.tasks import PattersonToDensity
 
     bundle = load_bundle(DEFAULT_MODEL, task="patterson_to_density")
@@ -114,7 +114,7 @@ def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
     """P21 data in an orthogonal 9.5 A cell: expanded to P1 for the network, symmetrised back."""
     from cctbx import crystal, xray
     from cctbx.array_family import flex
-    from ml_phasing.map_io import write_mtz
+    from ml_phasing.io.map_io import write_mtz
 
     cs = crystal.symmetry((9.5, 9.0, 9.8, 90, 90, 90), "P21")
     sites = [("C1", (0.1, 0.2, 0.3)), ("N2", (0.25, 0.3, 0.15)), ("O3", (0.3, 0.05, 0.4)), ("C4", (0.05, 0.1, 0.1))]
@@ -147,7 +147,7 @@ def bad_files(data):
     full = (data / "data.mtz").read_bytes()
     (data / "truncated.mtz").write_bytes(full[: len(full) // 2])
     import iotbx.mtz
-    from ml_phasing.map_io import write_mtz
+    from ml_phasing.io.map_io import write_mtz
 
     arrays = {a.info().label_string(): a for a in iotbx.mtz.object(str(data / "data.mtz")).as_miller_arrays()}
     f = arrays["F,SIGF"]
@@ -192,7 +192,7 @@ def test_bad_input_gives_one_sorry_and_no_files(bad_files, args, message):
 
 def test_model_for_another_task(bad_files, tmp_path):
     import torch
-    from ml_phasing.model_file import save_model
+    from ml_phasing.models.model_file import save_model
     from ml_phasing.models import MLP
 
     net = MLP(in_shape=(1, 3, 3, 3), out_shape=(1, 3, 3, 3), hidden=(2,))
@@ -242,7 +242,7 @@ def test_help_examples_validate(bad_files, command, tmp_path):
     shutil.copy(bad_files / "data.hkl", tmp_path / "data.hkl")
     shutil.copy(DEFAULT_MODEL, tmp_path / "my_model.pt")
     if "dipeptide.mtz" in command:
-        from ml_phasing.model_file import shipped_models
+        from ml_phasing.models.model_file import shipped_models
 
         if not os.path.isfile(shipped_models()["dipeptide_12A"]):
             pytest.skip("no shipped dipeptide model in this checkout")
@@ -276,7 +276,7 @@ def _rotation_matrix(rotation):
 
 @pytest.mark.parametrize("shape, n", [((6, 6, 6), 24), ((6, 6, 8), 8), ((4, 6, 8), 4)])
 def test_grid_rotations_are_proper_and_map_the_grid_onto_itself(shape, n):
-    from ml_phasing.density_prediction import grid_rotations, rotate_grid, unrotate_grid
+    from ml_phasing.prediction.density_prediction import grid_rotations, rotate_grid, unrotate_grid
 
     rots = grid_rotations(shape)
     assert len(rots) == n and rots[0] == ((0, 1, 2), ())

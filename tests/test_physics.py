@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from cctbx import sgtbx
 
-from ml_phasing import observables
-from ml_phasing.seeding import seed_everything
+from ml_phasing.examples import observables
+from ml_phasing.examples.seeding import seed_everything
 from ml_phasing.sources.random_atoms import RandomAtomsConfig, make_structure
 
 SPACE_GROUPS = ["P1", "P-1", "P21", "C2", "P21/c", "P212121"]
@@ -227,7 +227,7 @@ def test_voxel_atoms_integrate_to_weights():
 
 def test_powder_peak_at_bragg_angle():
     from cctbx import crystal, xray
-    from ml_phasing.powder import PowderConfig, pattern
+    from ml_phasing.examples.powder import PowderConfig, pattern
 
     a = 5.0
     cs = crystal.symmetry((a, a, a, 90, 90, 90), "P1")

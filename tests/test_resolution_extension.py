@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ml_phasing import resolution_extension
-from ml_phasing.seeding import seed_everything
+from ml_phasing.prediction import resolution_extension
+from ml_phasing.examples.seeding import seed_everything
 from ml_phasing.sources.random_atoms import RandomAtomsConfig, make_structure
 
 

@@ -114,7 +114,7 @@ def test_pickled_input_never_runs(program, args, name, protocol, evil, good_mtz,
 
 
 def test_detect_recognises_formats(tmp_path, good_mtz):
-    from ml_phasing import file_formats
+    from ml_phasing.io import file_formats
 
     assert file_formats.detect(good_mtz) == "mtz"
     for protocol in [0, 1, 2, 3, 4, 5]:  # a code-running pickle in every protocol

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from ml_phasing import density_prediction, resolution_extension, simulation
+from ml_phasing.prediction import density_prediction
+from ml_phasing.prediction import resolution_extension
+from ml_phasing.examples import simulation
 from ml_phasing.metrics.phases import phase_statistics
-from ml_phasing.model_file import load_bundle, shipped_models
+from ml_phasing.models.model_file import load_bundle, shipped_models
 
 HELD_OUT_SEED = 1_000_003
 RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "phil")

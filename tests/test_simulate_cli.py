@@ -129,7 +129,7 @@ def test_help_has_examples():
 def test_help_examples_run(tmp_path, command, realdata_or_none):
     """Each example command of the help text validates (--dry-run) with its files present."""
     from ml_phasing.sources.random_atoms import RandomAtomsConfig, make_structure
-    from ml_phasing.seeding import seed_everything
+    from ml_phasing.examples.seeding import seed_everything
 
     cfg = RandomAtomsConfig(("P21",), ("C", "O"), (1, 1), 5, 8, 18, 20, 1.2, 1, 3)
     for name in ("a.cif", "b.cif"):

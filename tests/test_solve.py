@@ -357,7 +357,8 @@ def test_free_lunch_extends_the_map_and_still_solves():
 
 def test_shelx_pair_gives_the_symmetry(tmp_path):
     """name.hkl beside name.ins: the cell and space group come from the .ins, as SHELX takes them."""
-    from ml_phasing import reflection_io, shelx_io
+    from ml_phasing.io import reflection_io
+    from ml_phasing.io import shelx_io
 
     xs = _crystal("P21", 10, seed=12)
     f = abs(xs.structure_factors(d_min=1.2).f_calc()).set_observation_type_xray_amplitude()
@@ -374,7 +375,7 @@ def test_cif_reflections_named_hkl(realdata):
     """COD_2242624.hkl is a CIF reflection file despite its name: it reads as CIF, with its symmetry."""
     import os
 
-    from ml_phasing import reflection_io
+    from ml_phasing.io import reflection_io
 
     f, info = reflection_io.read_observed_amplitudes(os.path.join(realdata, "hkl", "COD_2242624.hkl"))
     assert f.size() == 71 and f.space_group_info().type().number() == 2  # 71 reflections, P-1 (MANIFEST.tsv)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from libtbx.utils import Sorry
 
-from ml_phasing import residue_geometry as rg
-from ml_phasing.seeding import seed_everything
+from ml_phasing.sources import residue_geometry as rg
+from ml_phasing.examples.seeding import seed_everything
 from ml_phasing.sources import peptides, random_atoms, structure_files
 
 

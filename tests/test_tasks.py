@@ -6,7 +6,9 @@ import pytest
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing import density_prediction, model_file, tasks
+from ml_phasing import tasks
+from ml_phasing.prediction import density_prediction
+from ml_phasing.models import model_file
 from ml_phasing.models import ARCHITECTURES, UNet3D, pad_multiple
 
 

@@ -122,7 +122,7 @@ def test_smoke_training_lowers_the_loss(datasets, name):
     history = res["history"]
     assert len(history) == 3
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    from ml_phasing.model_file import load_bundle
+    from ml_phasing.models.model_file import load_bundle
 
     info = load_bundle(res["model_file"]).info
     assert info["architecture"] == res["architecture"] and info["metrics"]["epoch"] >= 1
@@ -211,7 +211,7 @@ def test_two_process_ddp(datasets):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (datasets / "ddp" / "train.log").read_text()
     assert "world size 2" in log
-    from ml_phasing.model_file import load_bundle
+    from ml_phasing.models.model_file import load_bundle
 
     load_bundle(str(datasets / "ddp" / "model.pt"), task="patterson_to_density")
 

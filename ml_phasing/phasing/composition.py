@@ -5,7 +5,7 @@ from __future__ import annotations
 from cctbx.eltbx import tiny_pse
 from libtbx.utils import Sorry
 
-from ml_phasing.shelx_io import VOLUME_PER_NON_H_ATOM, estimate_composition, parse_composition
+from ml_phasing.io.shelx_io import VOLUME_PER_NON_H_ATOM, estimate_composition, parse_composition
 
 __all__ = ["parse_composition", "estimate_composition", "check_fits", "element_list", "non_hydrogen"]
 

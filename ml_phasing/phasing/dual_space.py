@@ -51,7 +51,7 @@ class Trajectory:
 
 def e_values(f_obs):
     """|E| of the observed amplitudes (cctbx quasi-normalisation, as in charge flipping)."""
-    from ml_phasing.observables import _quasi_e
+    from ml_phasing.examples.observables import _quasi_e
 
     return f_obs.customized_copy(data=_quasi_e(f_obs), sigmas=None)
 
@@ -439,7 +439,7 @@ def _with_free_lunch(coeffs, xs, extra, e_obs, weight: float = 0.7):
 
 
 def _quasi_on_scale(fc):
-    from ml_phasing.observables import _quasi_e
+    from ml_phasing.examples.observables import _quasi_e
 
     amp = abs(fc).set_observation_type_xray_amplitude()
     try:

@@ -42,7 +42,7 @@ def figures(f_obs, f_calc, e_obs=None) -> dict:
 
 
 def _normalise(f_calc, f_obs):
-    from ml_phasing.observables import _quasi_e
+    from ml_phasing.examples.observables import _quasi_e
 
     amp = f_obs.customized_copy(data=flex.double(calc_on_obs(f_obs, f_calc)), sigmas=None)
     try:
@@ -53,7 +53,7 @@ def _normalise(f_calc, f_obs):
 
 def sim_weights(f_obs, f_calc, n_bins: int = 10) -> flex.double:
     """Sim figures of merit (acentric I1/I0, centric tanh) per reflection."""
-    from ml_phasing.density_prediction import sim_fom
+    from ml_phasing.prediction.density_prediction import sim_fom
 
     return flex.double(sim_fom(f_obs, f_calc.common_set(f_obs), n_bins=n_bins))
 

@@ -12,7 +12,7 @@ import numpy as np
 from cctbx import miller
 from cctbx.array_family import flex
 
-from ml_phasing import map_io
+from ml_phasing.io import map_io
 from ml_phasing.phasing import engine
 
 SUFFIXES = (".res", ".cif", ".pdb", ".mtz", "_map.ccp4")
@@ -95,7 +95,7 @@ def summary(result: engine.Result, settings: engine.Settings) -> dict:
 
 def write(prefix: str, f_obs, result: engine.Result, program: str) -> list:
     """The solution's files (atomic writes); titles say whether it is solved."""
-    from ml_phasing import shelx_io
+    from ml_phasing.io import shelx_io
     from ml_phasing.phasing import writers
 
     xs = result.best.structure

@@ -51,7 +51,7 @@ def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles
     other high-symmetry groups. In P1 itself these are plain random starts."""
     from cctbx import crystal, sgtbx
 
-    from ml_phasing.density_prediction import symmetrise
+    from ml_phasing.prediction.density_prediction import symmetrise
     from ml_phasing.phasing import dual_space
 
     z = f_obs.space_group().order_z()
@@ -103,7 +103,7 @@ def ab_initio_starts(f_obs, composition: dict, n: int, seed: int, rng: np.random
 
 def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str = "charge_flipping"):
     """smtbx charge flipping (``amplitudes`` may be extended data); failed runs give no start."""
-    from ml_phasing.resolution_extension import charge_flip
+    from ml_phasing.prediction.resolution_extension import charge_flip
 
     data = amplitudes if amplitudes is not None else f_obs
     for i in range(n):
@@ -118,7 +118,7 @@ def charge_flipping_starts(f_obs, n: int, seed: int, amplitudes=None, kind: str 
 
 def network_starts(bundle, f_obs, device: str = "cpu", rotations: int = 24, hands: bool = True):
     """One start per proper grid rotation of the Patterson (and per hand)."""
-    from ml_phasing import density_prediction as dp
+    from ml_phasing.prediction import density_prediction as dp
 
     task = bundle.task
     patt, f_cut, f_p1 = task.network_input(f_obs)
@@ -144,7 +144,7 @@ def network_starts(bundle, f_obs, device: str = "cpu", rotations: int = 24, hand
 
 def user_phases(path: str, f_obs, labels: str | None = None):
     """A start from the user's phases: map coefficients (FWT,PHWT ...) or a phase column (PHIB)."""
-    from ml_phasing import reflection_io
+    from ml_phasing.io import reflection_io
 
     arrays = reflection_io.read_arrays(path)
     if labels:

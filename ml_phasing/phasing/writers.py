@@ -5,8 +5,8 @@ from __future__ import annotations
 from cctbx import maptbx
 from cctbx.array_family import flex
 
-from ml_phasing import observables
-from ml_phasing.atomic_io import write_text
+from ml_phasing.examples import observables
+from ml_phasing.io.atomic_io import write_text
 
 
 def two_mfo_dfc(f_obs, f_calc, fom):

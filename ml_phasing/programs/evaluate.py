@@ -11,8 +11,9 @@ import numpy as np
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import evaluation, plots
-from ml_phasing.atomic_io import write_text
+from ml_phasing import plots
+from ml_phasing.metrics import evaluation
+from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.evaluate import phil_str
 from ml_phasing.program_support import ResultsMixin, jsonable, log_header, logged, progress
 from ml_phasing.citations import scope as citation_scope

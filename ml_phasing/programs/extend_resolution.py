@@ -9,9 +9,12 @@ import numpy as np
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import map_io, reflection_io, resolution_extension, shelx_io
-from ml_phasing.atomic_io import write_text
-from ml_phasing import model_file
+from ml_phasing.io import map_io
+from ml_phasing.io import reflection_io
+from ml_phasing.prediction import resolution_extension
+from ml_phasing.io import shelx_io
+from ml_phasing.io.atomic_io import write_text
+from ml_phasing.models import model_file
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import (
     ResultsMixin,

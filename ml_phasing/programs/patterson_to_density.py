@@ -12,9 +12,11 @@ from cctbx.array_family import flex
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import density_prediction, map_io, reflection_io
-from ml_phasing.atomic_io import write_text
-from ml_phasing import model_file
+from ml_phasing.prediction import density_prediction
+from ml_phasing.io import map_io
+from ml_phasing.io import reflection_io
+from ml_phasing.io.atomic_io import write_text
+from ml_phasing.models import model_file
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import (
     ResultsMixin,

@@ -8,8 +8,9 @@ import time
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import dataset, simulation
-from ml_phasing.example_files import write_example
+from ml_phasing import dataset
+from ml_phasing.examples import simulation
+from ml_phasing.examples.example_files import write_example
 from ml_phasing.phil.simulate import phil_str
 from ml_phasing.program_support import (
     ResultsMixin,

@@ -9,9 +9,9 @@ import numpy as np
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
-from ml_phasing import reflection_io
+from ml_phasing.io import reflection_io
 from ml_phasing.citations import scope as citation_scope
-from ml_phasing.atomic_io import write_text
+from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
@@ -101,7 +101,7 @@ Examples:
         if p.seed in ("auto", "patterson_to_density"):
             self._load_density_model(required=p.seed == "patterson_to_density")
         elif p.seed == "extend_resolution":
-            from ml_phasing import model_file
+            from ml_phasing.models import model_file
 
             model = model_file.resolve(p.model, "extend_resolution", d_min_data=float(self.f_obs.d_min()))
             self.bundle = model_file.load_bundle(model, task="extend_resolution", device=self.device)
@@ -109,7 +109,7 @@ Examples:
             self.model_path = model
 
     def _load_density_model(self, required: bool):
-        from ml_phasing import model_file
+        from ml_phasing.models import model_file
 
         name = self.params.model
         if name in model_file.shipped_models("extend_resolution"):
@@ -148,7 +148,7 @@ Examples:
                 starts.random_starts(f, n, rng),
             )
         elif self.seed_kind == "extend_resolution":
-            from ml_phasing.resolution_extension import extend
+            from ml_phasing.prediction.resolution_extension import extend
 
             ext = extend(self.bundle, f, None, self.device)
             yield from starts.charge_flipping_starts(

@@ -2,7 +2,7 @@
 
 Fragments are either cut from user PDB/mmCIF files with gemmi (adjacent,
 peptide-bonded residue pairs; protein heavy atoms only; dialanine by truncation
-at CB) or built from ideal geometry (:mod:`ml_phasing.residue_geometry`). Each
+at CB) or built from ideal geometry (:mod:`ml_phasing.sources.residue_geometry`). Each
 is optionally given a random proper rotation, placed with its centre of mass at
 the centre of a cubic P1 cell, and rejected if it comes closer than
 ``min_image_distance`` to its own periodic images.
@@ -17,7 +17,7 @@ from cctbx import adptbx, crystal, xray
 from cctbx.eltbx import tiny_pse
 from libtbx.utils import Sorry
 
-from ml_phasing import residue_geometry as rg
+from ml_phasing.sources import residue_geometry as rg
 
 DIALANINE_ATOMS = ("N", "CA", "C", "O", "CB")
 MAX_TRIES = 200

@@ -13,7 +13,7 @@ def read_structure(path: str, remove_hydrogens: bool = True):
         raise Sorry(f"Structure file not found: {path}")
     if os.path.getsize(path) == 0:
         raise Sorry(f"Structure file is empty: {path}")
-    from ml_phasing.file_formats import refuse_pickle
+    from ml_phasing.io.file_formats import refuse_pickle
 
     refuse_pickle(path, "structure")
     xs = None

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing.hkl_box import CHANNELS, dense_amplitudes
+from ml_phasing.examples.hkl_box import CHANNELS, dense_amplitudes
 from ml_phasing.tasks.base import Task
 
 REFLECTION_FIELDS = ("reflections/indices", "reflections/f", "reflections/measured", "reflections/d")
@@ -193,7 +193,7 @@ class ExtendResolution(Task):
         """Predicted |F| for every reflection of ``complete`` (the miller set to the ``target``
         resolution) from the measured amplitudes ``f_input`` (to the model's d_min_low),
         laid out exactly as in training: the dense hkl box or the reflection tokens."""
-        from ml_phasing import observables
+        from ml_phasing.examples import observables
 
         pairs = complete.match_indices(f_input).pairs()
         measured = np.zeros(complete.size(), bool)

@@ -190,7 +190,7 @@ class PattersonToDensity(MapTask):
         model's resolution, those data expanded to P1) for a user's amplitudes."""
         from cctbx import crystal, maptbx, sgtbx
 
-        from ml_phasing import observables
+        from ml_phasing.examples import observables
 
         n_real, d_model = self.check_supported(f_obs)
         f_cut = f_obs.resolution_filter(d_min=d_model)

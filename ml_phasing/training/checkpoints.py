@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing.atomic_io import torch_save
+from ml_phasing.io.atomic_io import torch_save
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -6,7 +6,7 @@ import csv
 import io
 import os
 
-from ml_phasing.atomic_io import write_text
+from ml_phasing.io.atomic_io import write_text
 
 HISTORY = "history.csv"
 

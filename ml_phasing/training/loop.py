@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing import model_file, tasks
+from ml_phasing import tasks
+from ml_phasing.models import model_file
 from ml_phasing.models import ARCHITECTURES, pad_multiple
 from ml_phasing.training.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint, set_determinism
 from ml_phasing.training.distributed import batches_for_epoch, init_distributed

@@ -16,10 +16,11 @@ import numpy as np
 from cctbx.eltbx import tiny_pse
 from libtbx.utils import Sorry
 
-from ml_phasing import dataset, observables, worker_pool
-from ml_phasing.powder import PowderConfig
-from ml_phasing.powder import pattern as powder_pattern
-from ml_phasing.seeding import example_seed, seed_everything
+from ml_phasing import dataset, worker_pool
+from ml_phasing.examples import observables
+from ml_phasing.examples.powder import PowderConfig
+from ml_phasing.examples.powder import pattern as powder_pattern
+from ml_phasing.examples.seeding import example_seed, seed_everything
 from ml_phasing.sources import peptides, random_atoms, structure_files
 
 

@@ -86,7 +86,7 @@ def solution_map_and_peaks(f_solution, amplitudes, n_peaks: int):
     the map on the data's grid and its ``n_peaks`` highest maxima (fractional sites, heights)."""
     from cctbx import xray
 
-    from ml_phasing import observables
+    from ml_phasing.examples import observables
     from ml_phasing.metrics.atoms import peak_sites
 
     f_solution = f_solution.common_set(amplitudes)

@@ -23,7 +23,7 @@ from cctbx import maptbx
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
-from ml_phasing import observables
+from ml_phasing.examples import observables
 
 
 def grid_rotations(shape) -> list:

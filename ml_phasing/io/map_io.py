@@ -6,7 +6,7 @@ import numpy as np
 from cctbx import sgtbx
 from cctbx.array_family import flex
 
-from ml_phasing.atomic_io import atomic_path, check_ccp4_map, check_mtz
+from ml_phasing.io.atomic_io import atomic_path, check_ccp4_map, check_mtz
 
 
 def write_ccp4_map(path: str, unit_cell, map_array: np.ndarray, title: str = "ml_phasing") -> None:

@@ -28,7 +28,7 @@ AMPLITUDE_PREFERENCE = (
 
 def read_arrays(path: str) -> list:
     """All miller arrays in a reflection file."""
-    from ml_phasing.file_formats import reflection_file
+    from ml_phasing.io.file_formats import reflection_file
 
     if not os.path.isfile(path):
         raise Sorry(f"Reflection file not found: {path}")
@@ -132,7 +132,7 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     crystal.symmetry) supplies or overrides the cell and space group, which a
     SHELX .hkl file lacks. Returns (amplitude array, description dict).
     """
-    from ml_phasing.file_formats import detect
+    from ml_phasing.io.file_formats import detect
 
     notes = []  # what was changed without the user asking for it in so many words: said in the log
     if path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl is read as CIF
@@ -271,7 +271,7 @@ def shelx_pair_symmetry(hkl_path: str):
     stem = os.path.splitext(hkl_path)[0]
     for ext in (".ins", ".res", ".INS", ".RES"):
         if os.path.isfile(stem + ext):
-            from ml_phasing.file_formats import refuse_pickle
+            from ml_phasing.io.file_formats import refuse_pickle
 
             refuse_pickle(stem + ext, "SHELX .ins/.res")
             try:
@@ -297,7 +297,7 @@ def combined_symmetry(unit_cell, space_group_info):
 def _read_shelx(path, symmetry):
     from iotbx.reflection_file_reader import any_reflection_file
 
-    from ml_phasing.file_formats import refuse_pickle
+    from ml_phasing.io.file_formats import refuse_pickle
 
     if not os.path.isfile(path):
         raise Sorry(f"Reflection file not found: {path}")

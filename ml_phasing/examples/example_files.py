@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
-from ml_phasing import map_io
-from ml_phasing.atomic_io import write_text
+from ml_phasing.io import map_io
+from ml_phasing.io.atomic_io import write_text
 
 
 def write_example(directory: str, stem: str, example: dict) -> list[str]:

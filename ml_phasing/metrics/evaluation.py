@@ -18,7 +18,9 @@ from cctbx import crystal, maptbx, miller
 from cctbx.array_family import flex
 from libtbx.utils import Sorry
 
-from ml_phasing import map_io, observables, reflection_io
+from ml_phasing.io import map_io
+from ml_phasing.examples import observables
+from ml_phasing.io import reflection_io
 from ml_phasing.metrics import (
     compare_maps,
     map_cc,
@@ -81,7 +83,7 @@ def _symmetry_override(params):
 def _read_map(path: str, override=None):
     if not os.path.isfile(path):
         raise Sorry(f"Map file not found: {path}")
-    from ml_phasing.file_formats import refuse_pickle
+    from ml_phasing.io.file_formats import refuse_pickle
 
     refuse_pickle(path, "map")
     try:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing.atomic_io import torch_save
+from ml_phasing.io.atomic_io import torch_save
 
 FORMAT_VERSION = 1
 KIND = "ml_phasing.model"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "data")
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 # The one registry of shipped models, for every program: name -> (file in models/data, task).
 SHIPPED = {

@@ -16,7 +16,7 @@ from cctbx.array_family import flex
 from cctbx.eltbx import tiny_pse
 from libtbx.utils import Sorry
 
-from ml_phasing.atomic_io import atomic_path, write_text
+from ml_phasing.io.atomic_io import atomic_path, write_text
 
 VOLUME_PER_NON_H_ATOM = 18.0  # Angstrom^3 (Kempster & Lipson 1972), for estimating a composition
 
