@@ -101,3 +101,27 @@ def test_template_output_parameters_that_are_not_used_are_hidden_and_refused(mod
     assert "overwrite" in shown and "target_output_format" not in shown and "serial_format" not in shown
     assert run_cli(module.Program, ["suffix=_x"]) == 1
     assert "output.suffix is not used" in capsys.readouterr().err
+
+
+def test_help_only_runs_do_not_import_torch():
+    """Issue 13: --help and --show-defaults took 2-2.8 s, mostly importing torch. A console
+    script asked only for its help, defaults or citations does not import it (and a run that
+    may run a network still imports it first, before cctbx: see ml_phasing/__init__.py)."""
+    import subprocess
+    import sys
+
+    from ml_phasing import help_only
+
+    assert help_only(["/usr/bin/ml_phasing.solve", "--help"])
+    assert help_only(["ml_phasing.train", "--show-defaults=2"]) and help_only(["ml_phasing.train", "--citations"])
+    assert not help_only(["ml_phasing.solve", "data.mtz", "--help"]) and not help_only(["ml_phasing.solve"])
+    assert not help_only(["pytest", "--help"]) and not help_only([])
+    for name in ("solve", "patterson_to_density", "extend_resolution", "train", "simulate", "evaluate"):
+        code = (
+            f"import sys; sys.argv = ['ml_phasing.{name}', '--show-defaults']\n"
+            f"from ml_phasing.command_line.{name} import run\n"
+            "try:\n    status = run(sys.argv[1:])\nexcept SystemExit as e:\n    status = e.code or 0\n"
+            "print('TORCH', 'torch' in sys.modules, status)"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert "TORCH False 0" in proc.stdout, (name, proc.stdout[-500:], proc.stderr[-2000:])

@@ -14,7 +14,6 @@ from ml_phasing.io import reflection_io
 from ml_phasing.prediction import resolution_extension
 from ml_phasing.io import shelx_io
 from ml_phasing.io.atomic_io import write_text
-from ml_phasing.models import model_file
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import (
     ResultsMixin,
@@ -73,6 +72,8 @@ Examples:
     master_phil_str = phil_str
 
     def validate(self):
+        from ml_phasing.models import model_file  # torch: only when a network runs
+
         path = input_file(self)
         self.input_path = path
         stem = os.path.splitext(os.path.basename(path))[0]

@@ -16,7 +16,6 @@ from ml_phasing.prediction import density_prediction
 from ml_phasing.io import map_io
 from ml_phasing.io import reflection_io
 from ml_phasing.io.atomic_io import write_text
-from ml_phasing.models import model_file
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import (
     ResultsMixin,
@@ -74,6 +73,8 @@ Examples:
     master_phil_str = phil_str
 
     def validate(self):
+        from ml_phasing.models import model_file  # torch: only when a network runs
+
         path = input_file(self)
         self.input_path = path
         model = model_file.resolve(self.params.model, "patterson_to_density")
