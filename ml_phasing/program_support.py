@@ -284,9 +284,10 @@ def logged(program, path: str, append: bool = False):
 
 
 def input_file(program) -> str:
-    """The input reflection file: input.file=, else the first positional file (read or not).
+    """The input reflections: input.file=, else the first positional file (read or not), else
+    the first miller array the DataManager holds (a caller may hand data over in memory).
 
-    A Sorry when there is none or it does not exist.
+    A Sorry when there is none, or when it is neither in the DataManager nor a file.
     """
     path = program.params.input.file
     dm = program.data_manager
@@ -295,9 +296,23 @@ def input_file(program) -> str:
     path = path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
     if path is None:
         raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
-    if not os.path.isfile(path):
+    if path not in names and not os.path.isfile(path):
         raise Sorry(f"File not found: {path}")
     return path
+
+
+def observed_amplitudes(program, path: str, labels, symmetry):
+    """``reflection_io.read_observed_amplitudes`` on the arrays the DataManager holds under
+    ``path`` (MTZ and reflection CIFs the parser read, or data a Phenix GUI or ``run_program``
+    caller added in memory); SHELX .hkl and other files the DataManager cannot read are read
+    from disk by ml_phasing's own readers."""
+    from ml_phasing.io import reflection_io
+
+    dm = program.data_manager
+    arrays = None
+    if dm is not None and path in dm.get_miller_array_names():
+        arrays = dm.get_miller_array(path).as_miller_arrays()
+    return reflection_io.read_observed_amplitudes(path, labels, symmetry, arrays=arrays)
 
 
 def symmetry_from_params(scope):

@@ -312,3 +312,32 @@ def test_test_time_rotation_averaging(data):
     summary = json.loads((data / "rot.json").read_text())
     assert summary["ensemble_rotations"] == 24
     assert "averaged over 24 grid rotations" in (data / "rot.log").read_text()
+
+
+def test_reflections_handed_over_in_memory_through_the_data_manager(data, tmp_path, monkeypatch):
+    """Issue 13: a Phenix GUI or run_program caller fills the DataManager itself, with no file
+    on disk under that name; the program reads the reflections from it, as from a file."""
+    import iotbx.phil
+    from iotbx.data_manager import DataManager
+    from libtbx.utils import null_out
+
+    from ml_phasing.io import file_formats
+    from ml_phasing.programs.patterson_to_density import Program
+
+    dm = DataManager(["miller_array", "phil"])
+    dm.add_miller_array("handed_over_by_the_gui", file_formats.reflection_file(str(data / "data.mtz")))
+    from ml_phasing.program_support import Parser
+
+    master = Parser(program_class=Program, logger=null_out()).master_phil  # the program's PHIL, as run_program has it
+    params = master.fetch(iotbx.phil.parse("output.prefix=gui\nensemble.rotations=2\nrefinement.cycles=0")).extract()
+    monkeypatch.chdir(tmp_path)
+    assert not os.path.exists("handed_over_by_the_gui")
+    program = Program(dm, params, logger=null_out())
+    program.validate()
+    program.run()
+    result = program.get_results()
+    assert result["input"]["file"] == "handed_over_by_the_gui"
+    assert result["input"]["n_reflections"] == len(
+        file_formats.reflection_file(str(data / "data.mtz")).as_miller_arrays()[0].indices()
+    )
+    assert (tmp_path / "gui.mtz").stat().st_size > 0

@@ -124,10 +124,12 @@ def column_values(path: str, label: str, miller_set) -> np.ndarray:
     return np.array([lookup.get(h, np.nan) for h in miller_set.indices()])
 
 
-def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None):
+def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None, arrays=None):
     """Observed |F| in the asymmetric unit from MTZ, SHELX HKLF 4 (.hkl) or mmCIF reflections.
 
-    Intensities are converted with cctbx's French-Wilson procedure (or |F| = sqrt(I)
+    ``arrays``: the miller arrays of ``path`` already in memory (from the DataManager, which
+    a Phenix GUI or a ``run_program`` caller may have filled without a file); the file is
+    then not read. Intensities are converted with cctbx's French-Wilson procedure (or |F| = sqrt(I)
     when there are no sigmas); Friedel mates are averaged. ``symmetry`` (a
     crystal.symmetry) supplies or overrides the cell and space group, which a
     SHELX .hkl file lacks. Returns (amplitude array, description dict).
@@ -135,7 +137,7 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
     from ml_phasing.io.file_formats import detect
 
     notes = []  # what was changed without the user asking for it in so many words: said in the log
-    if path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl is read as CIF
+    if arrays is None and path.lower().endswith(".hkl") and detect(path) != "cif":  # a CIF named .hkl: CIF
         symmetry = symmetry or shelx_pair_symmetry(path)
         if symmetry is None:
             raise Sorry(
@@ -144,7 +146,10 @@ def read_observed_amplitudes(path: str, labels: str | None = None, symmetry=None
             )
         arrays = _read_shelx(path, symmetry)
     else:
-        arrays = read_arrays(path)
+        if arrays is None:
+            arrays = read_arrays(path)
+        elif not arrays:
+            raise Sorry(f"No reflection data in {path}.")
         if symmetry is not None:
             notes.extend(_override_notes(arrays, symmetry))
             arrays = [

@@ -16,6 +16,7 @@ from ml_phasing.io import shelx_io
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import (
+    observed_amplitudes,
     ResultsMixin,
     input_file,
     log_header,
@@ -89,7 +90,7 @@ Examples:
             )
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
-        self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
+        self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)
         self.f_obs = reflection_io.cut_at(self.f_obs, self.params.d_min, self.input_info)
         self.model_path = model_file.resolve(
             self.params.model, "extend_resolution", d_min_data=self.f_obs.d_min(), d_min_target=self.params.d_min_target

@@ -14,10 +14,10 @@ from libtbx.utils import Sorry
 
 from ml_phasing.prediction import density_prediction
 from ml_phasing.io import map_io
-from ml_phasing.io import reflection_io
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import (
+    observed_amplitudes,
     ResultsMixin,
     input_file,
     log_header,
@@ -97,7 +97,7 @@ Examples:
         self.device = resolve_device(self.params.device)
         # Read and check everything before any output is written.
         sym = symmetry_from_params(self.params.symmetry)
-        self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, self.params.input.labels, sym)
+        self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)
         self.bundle = model_file.load_bundle(self.model_path, task="patterson_to_density", device=self.device)
         self.bundle.check_supported(self.f_obs)
         if self.params.solve:

@@ -16,6 +16,7 @@ from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
 from ml_phasing.program_support import (
+    observed_amplitudes,
     ResultsMixin,
     input_file,
     log_header,
@@ -81,7 +82,7 @@ Examples:
                 raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
         self.device = resolve_device(p.device)
         sym = symmetry_from_params(p.symmetry)
-        self.f_obs, self.input_info = reflection_io.read_observed_amplitudes(path, p.input.labels, sym)
+        self.f_obs, self.input_info = observed_amplitudes(self, path, p.input.labels, sym)
         self.f_obs = reflection_io.cut_at(self.f_obs, p.d_min, self.input_info)
         if self.f_obs.size() < 10:
             raise Sorry(f"Only {self.f_obs.size()} usable reflections in {path}: too few to phase.")
