@@ -353,3 +353,69 @@ def torch_dataset(directory: str, fields=None, dense_amplitudes: bool = False):
     ds = _TorchDataset()
     ds.base = base
     return ds
+
+
+class GeneratedDataset:
+    """Examples made on the fly from a simulate recipe, never written to disk.
+
+    Position i is simulate's example ``offset + i`` of the recipe (seeded from
+    (random_seed, example number), as ``ml_phasing.simulate`` seeds it), so a run is
+    reproducible and a resumed run sees the same stream; the trainer moves ``offset`` by
+    ``len(self)`` each epoch, so no example is seen twice. ``materialise()`` makes all
+    examples once and keeps them (a validation set). Only recipes whose examples share one
+    map grid (source=peptides, a fixed cell) serve the map tasks this way.
+    """
+
+    def __init__(self, recipe: str, n: int, fields, random_seed: int | None = None, materialise: bool = False):
+        from libtbx.utils import Sorry
+
+        from ml_phasing.examples import simulation
+
+        self.recipe = recipe
+        self.config = simulation.SimulationConfig.from_recipe(recipe, random_seed)
+        self.config.validate()
+        if self.config.source != "peptides":
+            raise Sorry(
+                f"train.data.simulate={recipe}: on-the-fly examples need one map grid for all examples "
+                "(source=peptides, a fixed cell); simulate shards for other sources."
+            )
+        self.fields = list(fields)
+        missing = [f for f in self.fields if f not in self.config.outputs]
+        if missing:
+            raise Sorry(f"train.data.simulate={recipe} does not make {missing} (simulate.outputs).")
+        self.n = int(n)
+        self.offset = 0
+        self._source = None
+        with open(recipe) as f:
+            self.manifest = {
+                "parameters": f.read(),
+                "outputs": list(self.config.outputs),
+                "source": self.config.source,
+                "n_examples": self.n,
+                "generated_on_the_fly": True,
+            }
+        self._template = self._make(0)["meta"]
+        self._cache = [self._make(i) for i in range(self.n)] if materialise else None
+
+    def _make(self, index: int) -> dict:
+        from ml_phasing.examples import simulation
+
+        if self._source is None:  # made in each process that generates (DataLoader workers fork)
+            self._source = simulation.StructureSource(self.config)
+        return simulation.make_example(self.config, index, self._source)
+
+    def __len__(self):
+        return self.n
+
+    def completeness_warning(self):
+        return None
+
+    def meta(self, index: int) -> dict:
+        """The example's metadata where it is kept, else the recipe's (one grid, one cell)."""
+        return self._cache[index]["meta"] if self._cache is not None else self._template
+
+    def __getitem__(self, index: int) -> dict:
+        example = self._cache[index] if self._cache is not None else self._make(self.offset + index)
+        out = {name: example["fields"][name] for name in self.fields}
+        out["_meta"] = example["meta"]
+        return out

@@ -88,6 +88,16 @@ simulate {
     b_iso_max = 15.0
       .type = float(value_min=0)
       .help = "Largest isotropic B (Angstrom^2)."
+    b_iso_distribution = *uniform pdb
+      .type = choice
+      .help = "uniform: every atom's B uniform in b_iso_min..b_iso_max. pdb: one B per \
+               fragment drawn from the mean B of residue pairs in real PDB entries \
+               (quantiles shipped with ml_phasing), clipped to b_iso_min..b_iso_max, then \
+               spread per atom by b_iso_spread."
+    b_iso_spread = 0.1
+      .type = float(value_min=0, value_max=1)
+      .help = "With b_iso_distribution=pdb: relative standard deviation of each main-chain \
+               atom's B around the fragment's B; side-chain atoms get 2.5 times as much."
   }
   structures {
     file = None
@@ -117,6 +127,17 @@ simulate {
     powder = False
       .type = bool
       .help = "One-dimensional powder pattern."
+  }
+  noise {
+    relative_sigma = 0.0
+      .type = float(value_min=0)
+      .help = "Gaussian noise on the amplitudes the Patterson map is computed from (the \
+               network's input; the density target stays exact): sigma(|F|) = \
+               relative_sigma * |F| + floor * mean |F| of the resolution shell."
+    floor = 0.0
+      .type = float(value_min=0)
+      .help = "The constant part of sigma(|F|), as a fraction of the shell's mean |F| \
+               (weak reflections are relatively noisier)."
   }
   maps {
     d_min = None

@@ -3,6 +3,10 @@
 phil_str = """
 include scope ml_phasing.phil.common.phil_scope
 train {
+  threads = None
+    .type = int(value_min=1)
+    .help = "torch CPU threads (default: torch's own choice, every core). 1 where other \
+             jobs share the cores: several threads on a busy machine train many times slower."
   task = *patterson_to_density intensity_to_density extend_resolution
     .type = choice
     .help = "What to learn: Patterson -> density (Pan et al.), |F|^2 grid -> voxel atoms \\
@@ -19,7 +23,20 @@ train {
       .help = "Share of the training set held out when no validation set is given."
     num_workers = 0
       .type = int(value_min=0)
-      .help = "DataLoader worker processes reading the shards."
+      .help = "DataLoader worker processes reading the shards (or making the examples on the fly)."
+    simulate = None
+      .type = path
+      .help = "A simulate recipe (.eff, e.g. phil/dialanine_10A_v2_simulate.eff) to make fresh \
+               examples on the fly instead of reading a dataset: example i of the stream is \
+               seeded from (random_seed, i), every epoch sees examples_per_epoch new ones, and \
+               the validation set is made from the same recipe with random_seed + 1000003 \
+               (unless validation= is given). Map tasks with source=peptides."
+    examples_per_epoch = 10000
+      .type = int(value_min=1)
+      .help = "With simulate=: fresh examples per epoch."
+    validation_examples = 500
+      .type = int(value_min=1)
+      .help = "With simulate= and no validation=: held-out examples made from the recipe."
   }
   model {
     include scope ml_phasing.phil.model.phil_scope

@@ -178,3 +178,33 @@ def test_progress_bar_only_on_terminals(monkeypatch, capsys):
     with progress(total=3, desc="simulate") as bar:
         bar.update(3)
     assert "simulate" in capsys.readouterr().err
+
+
+def test_examples_made_on_the_fly_are_simulate_examples(tmp_path):
+    """Issue 11: position i of a GeneratedDataset is simulate's example offset + i of the recipe
+    (so a run on the fly sees what simulate would have written), a new offset gives new
+    examples, and a recipe whose examples do not share one grid is refused."""
+    import pytest
+    from libtbx.utils import Sorry
+
+    recipe = tmp_path / "r.eff"
+    recipe.write_text(
+        "random_seed = 5\nsimulate { source = peptides\n d_min_low = 1.5\n d_min_high = 1.5\n"
+        " outputs { amplitudes = False }\n maps { grid_step = 0.5 } }\n"
+    )
+    data = dataset.GeneratedDataset(str(recipe), 4, ["patterson", "density"])
+    config = simulation.SimulationConfig.from_recipe(str(recipe), None)
+    source = simulation.StructureSource(config)
+    for i in (0, 3):
+        expected = simulation.make_example(config, i, source)
+        item = data[i]
+        assert np.array_equal(item["patterson"], expected["fields"]["patterson"])
+        assert item["_meta"]["seed"] == expected["meta"]["seed"]
+    data.offset = 4
+    assert not np.array_equal(data[0]["density"], simulation.make_example(config, 0, source)["fields"]["density"])
+    kept = dataset.GeneratedDataset(str(recipe), 3, ["patterson", "density"], random_seed=9, materialise=True)
+    assert kept.meta(2)["index"] == 2 and kept.meta(2)["seed"] != data.meta(2)["seed"]
+    other = tmp_path / "random.eff"
+    other.write_text("simulate { source = random_atoms }\n")
+    with pytest.raises(Sorry, match="one map grid"):
+        dataset.GeneratedDataset(str(other), 2, ["patterson", "density"])

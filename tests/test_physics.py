@@ -281,3 +281,22 @@ def test_quasi_normalisation_survives_an_empty_shell():
     assert np.all(np.isfinite(e)) and e.shape == (f.size(),)
     keep = ~zero.as_numpy_array()
     assert np.all(e[keep] > 0) and np.all(e[~keep] == 0)
+
+
+def test_amplitude_noise_follows_its_error_model():
+    """sigma(|F|) = relative_sigma |F| + floor <|F|>_shell (observables.noisy_amplitudes, the
+    noise simulate.noise puts on the Patterson's amplitudes): the scatter of (|F_noisy| - |F|)
+    / sigma is 1, and the density target is left exact."""
+    from cctbx import crystal, xray
+
+    rng = np.random.default_rng(0)
+    sym = crystal.symmetry(unit_cell=(10, 11, 12, 90, 90, 90), space_group_symbol="P1")
+    sc = [xray.scatterer(f"C{i}", site=tuple(rng.random(3)), u=0.05) for i in range(20)]
+    xs = xray.structure(crystal_symmetry=sym, scatterers=xray.flex.xray_scatterer(sc))
+    f = abs(xs.structure_factors(d_min=1.0).f_calc())
+    noisy = observables.noisy_amplitudes(f, 0.05, 0.02, np.random.default_rng(1))
+    sigma = noisy.sigmas().as_numpy_array()
+    z = (noisy.data().as_numpy_array() - f.data().as_numpy_array()) / sigma
+    strong = f.data().as_numpy_array() > 3 * sigma  # away from the fold at zero
+    assert abs(z[strong].std() - 1) < 0.05 and abs(z[strong].mean()) < 0.05
+    assert np.all(noisy.data().as_numpy_array() >= 0)

@@ -144,3 +144,24 @@ def test_pdb_without_symmetry(tmp_path):
     path.write_text("ATOM      1  CA  ALA A   1       1.000   1.000   1.000  1.00 10.00           C\nEND\n")
     with pytest.raises(Sorry, match="no unit cell"):
         structure_files.read_structure(str(path))
+
+
+def test_b_factors_drawn_like_real_fragments():
+    """Issue 11: peptides.b_iso_distribution=pdb gives each fragment one B from the B of residue
+    pairs in real PDB entries (clipped to b_iso_min..b_iso_max) and spreads side chains more."""
+    import dataclasses
+
+    from ml_phasing.examples.seeding import seed_everything
+
+    base = peptides.PeptidesConfig("dialanine", ("ALA",), (), 10.0, 2.5, True, 5.0, 60.0)
+    atoms = [("ALA", 1, name, "C", None) for name in ("N", "CA", "C", "O", "CB")] * 2
+    uniform = peptides.draw_b(base, atoms, seed_everything(1))
+    assert np.allclose(uniform, seed_everything(1).uniform(5.0, 60.0, size=10))  # unchanged default
+    real = dataclasses.replace(base, b_iso_distribution="pdb", b_iso_spread=0.1)
+    draws = np.array([peptides.draw_b(real, atoms, seed_everything(k)) for k in range(400)])
+    assert draws.min() >= 5.0 and draws.max() <= 60.0
+    fragment_b = np.median(draws, axis=1)
+    assert 15.0 < np.median(fragment_b) < 25.0  # the real pairs' median mean B is 20.3 A^2
+    side = draws[:, [4, 9]] / fragment_b[:, None] - 1
+    main = draws[:, [0, 1, 2, 3]] / fragment_b[:, None] - 1
+    assert 1.8 < side.std() / main.std() < 3.2

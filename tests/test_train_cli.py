@@ -161,6 +161,46 @@ def test_resume_equals_uninterrupted(datasets):
     assert (datasets / "straight" / "checkpoint.pt").read_bytes() == before
 
 
+def test_fresh_examples_on_the_fly_resume_and_compute(datasets):
+    """Issue 11: train.data.simulate= makes examples on the fly from a recipe (seeded from
+    (random_seed, example number), fresh ones every epoch, a held-out stream for validation);
+    a resumed run equals an uninterrupted one, and the model file records the compute spent,
+    continued across resumes and from the model it was fine-tuned from."""
+    recipe = datasets / "recipe.eff"
+    recipe.write_text(
+        "simulate { source = peptides\n d_min_low = 1.5\n d_min_high = 1.5\n"
+        " peptides { b_iso_max = 60\n b_iso_distribution = pdb }\n noise { relative_sigma = 0.03 }\n"
+        " outputs { amplitudes = False }\n maps { grid_step = 0.5 } }\n"
+    )
+    common = [
+        f"train.data.simulate={recipe}",
+        "examples_per_epoch=16",
+        "validation_examples=8",
+        *SMALL_PATTERSON,
+        "batch_size=8",
+        "model.patterson_unet.norm=none",
+        "schedule.kind=exponential",
+        "threads=1",
+    ]
+    straight = train(datasets, *common, "epochs=2", "output.directory=otf_straight")
+    train(datasets, *common, "epochs=1", "output.directory=otf_resumed")
+    resumed = train(datasets, *common, "epochs=2", "resume=True", "output.directory=otf_resumed")
+    a = torch.load(datasets / "otf_straight" / "checkpoint.pt", weights_only=True)
+    b = torch.load(datasets / "otf_resumed" / "checkpoint.pt", weights_only=True)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert [r["examples_seen"] for r in straight["history"]] == [16, 16]
+    assert straight["history"][0]["train_loss"] != straight["history"][1]["train_loss"]
+    blob = torch.load(resumed["model_file"], weights_only=True)
+    assert blob["compute"]["examples_seen"] == 32 and blob["compute"]["cpu_hours"] > 0
+    assert blob["task_config"]["grid"] == [20, 20, 20]
+    tuned = train(datasets, *common, "epochs=1", f"init_model={resumed['model_file']}", "output.directory=otf_ft")
+    compute = torch.load(tuned["model_file"], weights_only=True)["compute"]
+    assert compute["examples_seen"] == 48 and compute["fine_tuned_from"] == resumed["model_file"]
+    proc = run_script("ml_phasing.train", "train.data.train=diala", f"train.data.simulate={recipe}", cwd=datasets)
+    assert proc.returncode == 1 and "not both" in proc.stderr
+
+
 def test_fine_tuning_with_frozen_layers(datasets):
     res = train(datasets, "train.data.train=diala", *SMALL_PATTERSON, "epochs=1", "output.directory=base")
     base = torch.load(res["model_file"], weights_only=True)["state_dict"]

@@ -159,6 +159,24 @@ def patterson_map(f_amp, gridding) -> np.ndarray:
     return pm.real_map_unpadded().as_numpy_array()
 
 
+def noisy_amplitudes(f_amp, relative_sigma: float, floor: float, rng, n_bins: int = 10):
+    """|F| + N(0, sigma), sigma = relative_sigma |F| + floor <|F|>_shell, kept non-negative
+    (a measurement's error model: proportional errors plus a background term that makes weak
+    reflections relatively noisier). Returns an amplitude array with those sigmas."""
+    from cctbx.array_family import flex
+
+    f = f_amp.data().as_numpy_array()
+    d = f_amp.d_spacings().data().as_numpy_array()
+    s3 = 1.0 / d**3
+    edges = np.linspace(s3.min(), s3.max() + 1e-12, n_bins + 1)
+    shell = np.clip(np.searchsorted(edges, s3, side="right") - 1, 0, n_bins - 1)
+    mean_f = np.array([f[shell == k].mean() if np.any(shell == k) else 0.0 for k in range(n_bins)])[shell]
+    sigma = relative_sigma * f + floor * mean_f
+    noisy = np.abs(f + sigma * rng.standard_normal(len(f)))
+    out = f_amp.customized_copy(data=flex.double(noisy), sigmas=flex.double(sigma))
+    return out.set_observation_type_xray_amplitude()
+
+
 def scale_to_unit(m: np.ndarray) -> tuple[np.ndarray, float]:
     """Divide a map by max|m| (Pan et al.'s [-1, 1] scaling); return map and factor.
 

@@ -44,11 +44,12 @@ class SimulationConfig:
     form_factor: str
     voxel: tuple
     powder: PowderConfig
+    noise: tuple = (0.0, 0.0)  # (relative_sigma, floor) on the Patterson's amplitudes
 
     @classmethod
     def from_recipe(cls, recipe: str, seed: int, amplitudes_only: bool = False):
         """The config of a recipe (.eff, e.g. phil/dialanine_10A_simulate.eff) with another
-        random seed, as benchmarks and tests make held-out data; ``amplitudes_only`` skips the
+        random seed (None: the recipe's), as benchmarks and tests make held-out data; ``amplitudes_only`` skips the
         Patterson and density maps."""
         from libtbx import phil
 
@@ -56,7 +57,8 @@ class SimulationConfig:
 
         master = phil.parse(phil_str, process_includes=True)
         params = master.fetch(sources=[phil.parse(file_name=recipe)]).extract()
-        params.random_seed = seed
+        if seed is not None:
+            params.random_seed = seed
         if amplitudes_only:
             params.simulate.outputs.patterson = params.simulate.outputs.density = False
             params.simulate.outputs.amplitudes = True
@@ -88,6 +90,7 @@ class SimulationConfig:
             form_factor=s.intensity_grid.form_factor,
             voxel=(v.frame, v.grid_points, v.sigma, v.weight, v.box_edge),
             powder=PowderConfig.from_phil(s.powder),
+            noise=(s.noise.relative_sigma, s.noise.floor),
         )
 
     def validate(self):
@@ -196,7 +199,11 @@ def make_example(config: SimulationConfig, index: int, source: StructureSource, 
         meta["map_grid"] = list(gridding.n_real())
         maps = {}
         if "patterson" in config.outputs:
-            maps["patterson"] = observables.patterson_map(f_map.as_amplitude_array(), gridding)
+            f_patt = f_map.as_amplitude_array()
+            if any(config.noise):
+                f_patt = observables.noisy_amplitudes(f_patt, *config.noise, np.random.default_rng([seed, 1]))
+                meta["noise"] = list(config.noise)
+            maps["patterson"] = observables.patterson_map(f_patt, gridding)
         if "density" in config.outputs:
             maps["density"] = observables.density_map(f_map, gridding)
         for name, m in maps.items():

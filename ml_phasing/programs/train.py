@@ -56,17 +56,22 @@ Examples:
 
     def validate(self):
         t = self.params.train
-        if t.data.train is None:
-            raise Sorry("train.data.train is required: a dataset directory from ml_phasing.simulate.")
-        for path in (t.data.train, t.data.validation, t.init_model):
+        if t.data.train is None and t.data.simulate is None:
+            raise Sorry(
+                "train.data.train (a dataset directory from ml_phasing.simulate) or train.data.simulate "
+                "(a simulate recipe, for examples made on the fly) is required."
+            )
+        if t.data.train is not None and t.data.simulate is not None:
+            raise Sorry("Give train.data.train or train.data.simulate, not both.")
+        for path in (t.data.train, t.data.validation, t.init_model, t.data.simulate):
             if path is not None and not os.path.exists(path):
                 raise Sorry(f"Not found: {path}")
-        from ml_phasing.dataset import read_manifest
-
-        manifest = read_manifest(t.data.train)
         from ml_phasing.tasks import task_class
 
-        task_class(t.task).check_dataset(manifest, t.data.train)
+        if t.data.train is not None:
+            from ml_phasing.dataset import read_manifest
+
+            task_class(t.task).check_dataset(read_manifest(t.data.train), t.data.train)
         self.device = resolve_device(self.params.device)
         from ml_phasing.training import CHECKPOINT
 
@@ -91,6 +96,8 @@ Examples:
             else None
         )
         try:
+            if self.params.train.threads:
+                torch.set_num_threads(self.params.train.threads)
             log_header(self, self.params.random_seed, self.device)
             print(f"torch threads: {torch.get_num_threads()}", file=self.logger)
             from ml_phasing.training import Trainer

@@ -20,7 +20,15 @@ from libtbx.utils import Sorry
 from ml_phasing.sources import residue_geometry as rg
 
 DIALANINE_ATOMS = ("N", "CA", "C", "O", "CB")
+MAIN_CHAIN = ("N", "CA", "C", "O")
 MAX_TRIES = 200
+# Mean B (A^2) of the 151 residue pairs of the PDB entries in ../shared/realdata/pdb (1orc,
+# 4oz7, 5e5z, 5i55, rnase_frag; protein heavy atoms, first model, no waters or ligands),
+# quantiles 0, 5, ..., 100 %: peptides.b_iso_distribution=pdb draws a fragment's B from them.
+REAL_PAIR_B_QUANTILES = (
+    3.0, 12.1, 13.1, 14.3, 15.0, 15.8, 16.4, 17.0, 18.3, 19.4, 20.3,
+    21.0, 22.6, 24.1, 24.3, 25.5, 26.6, 28.7, 36.0, 50.8, 96.1,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,8 @@ class PeptidesConfig:
     random_rotation: bool
     b_iso_min: float
     b_iso_max: float
+    b_iso_distribution: str = "uniform"
+    b_iso_spread: float = 0.1
 
     @classmethod
     def from_phil(cls, p):
@@ -46,6 +56,8 @@ class PeptidesConfig:
             p.random_rotation,
             p.b_iso_min,
             p.b_iso_max,
+            p.b_iso_distribution,
+            p.b_iso_spread,
         )
 
     def validate(self):
@@ -179,6 +191,18 @@ def to_xray_structure(atoms, xyz, edge, b_values):
     return xray.structure(crystal_symmetry=cs, scatterers=flex.xray_scatterer(scatterers))
 
 
+def draw_b(config: PeptidesConfig, atoms, rng) -> np.ndarray:
+    """Isotropic B of each atom: uniform, or one B per fragment from real PDB entries
+    (REAL_PAIR_B_QUANTILES) with a per-atom spread that is larger for side chains."""
+    if config.b_iso_distribution == "uniform":
+        return rng.uniform(config.b_iso_min, config.b_iso_max, size=len(atoms))
+    q = np.linspace(0.0, 1.0, len(REAL_PAIR_B_QUANTILES))
+    b_fragment = float(np.clip(np.interp(rng.uniform(), q, REAL_PAIR_B_QUANTILES), config.b_iso_min, config.b_iso_max))
+    spread = config.b_iso_spread * np.array([1.0 if a[2] in MAIN_CHAIN else 2.5 for a in atoms])
+    b = b_fragment * (1.0 + spread * rng.standard_normal(len(atoms)))
+    return np.clip(b, config.b_iso_min, config.b_iso_max)
+
+
 def make_structure(config: PeptidesConfig, rng, library: FragmentLibrary | None):
     """One placed fragment as a P1 xray.structure, plus metadata."""
     for attempt in range(MAX_TRIES):
@@ -197,7 +221,7 @@ def make_structure(config: PeptidesConfig, rng, library: FragmentLibrary | None)
         xyz = _centre(atoms, config.cell_edge, rotation)
         if min_image_distance(xyz, config.cell_edge) < config.min_image_distance:
             continue
-        b = rng.uniform(config.b_iso_min, config.b_iso_max, size=len(atoms))
+        b = draw_b(config, atoms, rng)
         xs = to_xray_structure(atoms, xyz, config.cell_edge, b)
         sequence = f"{atoms[0][0]}-{atoms[-1][0]}"
         return xs, {

@@ -69,6 +69,7 @@ def save_checkpoint(trainer, epoch: int, complete: bool = True) -> None:
         "model_kwargs": trainer.kwargs,
         "task_config": trainer.task_config,
         "training_phil": trainer.training_phil,
+        "compute": trainer.compute,
     }
     torch_save(state, checkpoint_path(trainer.directory))
 
@@ -101,5 +102,6 @@ def load_checkpoint(trainer) -> int:
     trainer.history = state["history"]
     trainer.best = state["best"]
     trainer.step = state["step"]
+    trainer.compute = state.get("compute", trainer.compute)
     trainer.start_epoch = state["epoch"] + 1 if state["complete"] else state["epoch"]
     return state["epoch"]

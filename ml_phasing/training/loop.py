@@ -22,6 +22,9 @@ from ml_phasing.training.checkpoints import checkpoint_path, load_checkpoint, sa
 from ml_phasing.training.distributed import batches_for_epoch, init_distributed
 from ml_phasing.training.history import write_history
 
+COMPUTE_ZERO = {"cpu_hours": 0.0, "wall_hours": 0.0, "examples_seen": 0}
+VALIDATION_SEED_OFFSET = 1_000_003  # the validation stream of an on-the-fly run: random_seed + this
+
 
 class TaskDataset(torch.utils.data.Dataset):
     """A simulated dataset seen through a task (normalised tensors per example)."""
@@ -37,7 +40,10 @@ class TaskDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         j = self.indices[i]
         item = self.base[j]
-        out = self.task.example(item, self.base.meta(j) if self.task.needs_meta else None)
+        meta = item.pop("_meta", None)  # examples made on the fly carry their own
+        if self.task.needs_meta and meta is None:
+            meta = self.base.meta(j)
+        out = self.task.example(item, meta)
         out["index"] = j
         return out
 
@@ -160,7 +166,13 @@ class Trainer:
         arch_hint = init_blob["architecture"] if init_blob else self.t.model.architecture
         tokens = self.t.task == "extend_resolution" and arch_hint == "xrd_transformer"
         task_cls = tasks.task_class(self.t.task)
-        self.train_base = task_cls.open_dataset(self.t.data.train, tokens)
+        if self.t.data.simulate:
+            from ml_phasing.dataset import GeneratedDataset
+
+            fields = task_cls.dataset_fields(tokens)
+            self.train_base = GeneratedDataset(self.t.data.simulate, self.t.data.examples_per_epoch, fields, self.seed)
+        else:
+            self.train_base = task_cls.open_dataset(self.t.data.train, tokens)
         config = task_cls.config_from_dataset(self.train_base, tokens=tokens)
         if init_blob is not None:
             if init_blob["task"] != self.t.task:
@@ -180,6 +192,18 @@ class Trainer:
         n = len(self.train_base)
         if self.t.data.validation:
             self.val_base = task_cls.open_dataset(self.t.data.validation, tokens)
+            train_idx, val_idx = list(range(n)), list(range(len(self.val_base)))
+        elif self.t.data.simulate:
+            from ml_phasing.dataset import GeneratedDataset
+
+            # a held-out stream of the same recipe: another seed, made once and kept
+            self.val_base = GeneratedDataset(
+                self.t.data.simulate,
+                self.t.data.validation_examples,
+                task_cls.dataset_fields(tokens),
+                self.seed + VALIDATION_SEED_OFFSET,
+                materialise=True,
+            )
             train_idx, val_idx = list(range(n)), list(range(len(self.val_base)))
         else:
             n_val = max(1, int(round(n * self.t.data.validation_fraction))) if self.t.data.validation_fraction else 0
@@ -233,6 +257,10 @@ class Trainer:
         self.amp = bool(self.t.mixed_precision and self.device.startswith("cuda"))
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.history = []
+        # compute spent on this model, continued from the model it was fine-tuned from
+        self.compute = dict(COMPUTE_ZERO, **((init_blob or {}).get("compute") or {}))
+        if init_blob is not None:
+            self.compute["fine_tuned_from"] = os.path.abspath(self.t.init_model)
         self.start_epoch = 0
         self.best = {"val_loss": math.inf, "epoch": -1, "state_dict": None, "metrics": {}}
         self.step = 0
@@ -275,6 +303,8 @@ class Trainer:
     # ------------------------------------------------------------------ loops
     def train_epoch(self, epoch, deadline, bar=None):
         self.net.train()
+        if hasattr(self.train_base, "offset"):  # on the fly: fresh examples every epoch
+            self.train_base.offset = epoch * len(self.train_base)
         loader, n_batches = self._loader(self.train_data, self.train_keys, epoch, shuffle=True)
         total, count = 0.0, 0
         self.optimizer.zero_grad(set_to_none=True)
@@ -353,6 +383,7 @@ class Trainer:
             last = self.load_checkpoint()
             self.log(f"Resumed from {self.checkpoint_path()} after epoch {last + 1}")
         stale = 0
+        clock = (cpu_seconds(), time.time())
         for epoch in range(self.start_epoch, t.epochs):
             t0 = time.time()
             bar = (
@@ -379,6 +410,7 @@ class Trainer:
                 "examples_per_second": round(seen / train_seconds, 2) if train_seconds > 0 else None,
             }
             self.history.append(row)
+            clock = self._add_compute(clock, seen)
             self.log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
             if val["val_loss"] < self.best["val_loss"]:
                 self.best = {
@@ -415,6 +447,7 @@ class Trainer:
                 self.training_phil,
                 metrics=self.best["metrics"],
                 extra={
+                    "compute": self.compute,
                     "n_parameters": self.n_parameters(),
                     "best_epoch": self.best["epoch"],
                     "epochs_run": len(self.history),
@@ -426,6 +459,16 @@ class Trainer:
             dist.barrier()
         return path
 
+    def _add_compute(self, clock, examples: int):
+        """Add the CPU time (this process and its finished workers; times the number of processes
+        under DDP), the wall time and the examples seen (all processes: ``train_epoch`` sums
+        them) since ``clock``; returns the new clock."""
+        cpu, wall = cpu_seconds(), time.time()
+        self.compute["cpu_hours"] += (cpu - clock[0]) * self.dist.world / 3600.0
+        self.compute["wall_hours"] += (wall - clock[1]) / 3600.0
+        self.compute["examples_seen"] += int(examples)
+        return cpu, wall
+
     def write_history(self):
         if self.dist.is_main:
             write_history(self.directory, self.history)
@@ -433,3 +476,12 @@ class Trainer:
     def log(self, text):
         if self.dist.is_main:
             print(text, file=self.logger)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its children that have ended (DataLoader
+    workers end with each epoch)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
