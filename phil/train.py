@@ -7,6 +7,13 @@ train {
     .type = int(value_min=1)
     .help = "torch CPU threads (default: torch's own choice, every core). 1 where other \
              jobs share the cores: several threads on a busy machine train many times slower."
+  recycling_passes = 1
+    .type = int(value_min=1, value_max=6)
+    .help = "Patterson to density with recycling (PhAI, RecCrysFormer) when above 1: the \
+             network also sees its previous output with the observed amplitudes imposed \
+             (zero on the first pass); training runs 1 to this many passes at random with \
+             gradients through the last, inference runs all of them. A model trained \
+             without recycling can be fine-tuned with it (the new input starts at zero)."
   task = *patterson_to_density intensity_to_density extend_resolution
     .type = choice
     .help = "What to learn: Patterson -> density (Pan et al.), |F|^2 grid -> voxel atoms \\

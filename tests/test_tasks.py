@@ -99,3 +99,44 @@ def test_each_task_declares_what_it_reads_and_its_default_network(name):
 def test_unknown_task_is_a_sorry():
     with pytest.raises(Sorry, match="Unknown task"):
         tasks.task_class("phase_retrieval")
+
+
+def test_imposing_the_observed_amplitudes_keeps_phases_and_takes_amplitudes_from_the_patterson():
+    """Recycling (issue 11): the next estimate has the current estimate's phases and the
+    amplitudes of the network's input, |F| = sqrt(FT(Patterson)). Imposed on the true
+    density, it gives the true density back (scaled to [-1, 1])."""
+    from ml_phasing.tasks.maps import impose_amplitudes
+
+    rng = np.random.default_rng(0)
+    density = torch.from_numpy(rng.standard_normal((1, 1, 12, 10, 14)))
+    density -= density.mean()
+    f = torch.fft.rfftn(density, dim=(2, 3, 4))
+    patterson = torch.fft.irfftn(f.abs() ** 2, s=density.shape[2:], dim=(2, 3, 4))
+    patterson = patterson / patterson.abs().max()
+    back = impose_amplitudes(density, patterson)
+    np.testing.assert_allclose(back.numpy(), (density / density.abs().max()).numpy(), atol=1e-5)
+    other = torch.from_numpy(rng.standard_normal(density.shape))
+    imposed = torch.fft.rfftn(impose_amplitudes(other, patterson).double(), dim=(2, 3, 4))
+    ratio = imposed.abs() / f.abs().clamp(min=1e-9)
+    assert float(ratio[f.abs() > 1].std() / ratio[f.abs() > 1].mean()) < 1e-4  # |F| of the data, one scale
+    phase_diff = torch.angle(imposed * torch.conj(torch.fft.rfftn(other, dim=(2, 3, 4))))
+    assert float(phase_diff[f.abs() > 1].abs().max()) < 1e-4  # the estimate's phases
+
+
+def test_a_model_widened_for_recycling_starts_as_the_old_one(tmp_path):
+    """Fine-tuning a model trained without recycling with recycling_passes=3: the new input
+    channel starts at zero, so every pass returns the old model's prediction."""
+    from ml_phasing.models import PattersonResNet
+    from ml_phasing.training.loop import load_widened
+
+    torch.manual_seed(1)
+    kwargs = dict(in_channels=1, out_channels=1, stem_channels=3, channels=4, n_blocks=1)
+    old = PattersonResNet(**kwargs).eval()
+    new = PattersonResNet(**dict(kwargs, in_channels=2)).eval()
+    load_widened(new, old.state_dict())
+    grid = np.random.default_rng(2).standard_normal((2, 20, 20, 20)).astype(np.float32)
+    plain = tasks.PattersonToDensity(_patterson_config(2))
+    recycled = tasks.PattersonToDensity(dict(_patterson_config(2), recycling_passes=3, in_channels=2))
+    np.testing.assert_allclose(recycled.predict_maps(new, grid), plain.predict_maps(old, grid), atol=1e-6)
+    with pytest.raises(Sorry, match="does not fit"):
+        load_widened(old, new.state_dict())

@@ -201,6 +201,45 @@ def test_fresh_examples_on_the_fly_resume_and_compute(datasets):
     assert proc.returncode == 1 and "not both" in proc.stderr
 
 
+def test_recycling_trains_and_predicts(datasets):
+    """recycling_passes=3: the model takes the Patterson and its own previous estimate, the model
+    file says so, and ml_phasing.patterson_to_density runs the passes on a user's data."""
+    res = train(
+        datasets,
+        "train.data.train=diala",
+        *SMALL_PATTERSON,
+        "recycling_passes=3",
+        "epochs=1",
+        "batch_size=8",
+        "output.directory=recycled",
+    )
+    blob = torch.load(res["model_file"], weights_only=True)
+    assert blob["task_config"]["recycling_passes"] == 3 and blob["model_kwargs"]["in_channels"] == 2
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.simulate",
+            "source=peptides",
+            "n_examples=1",
+            "write_examples=1",
+            "d_min_low=1.5",
+            "d_min_high=1.5",
+            "random_seed=11",
+            "output.directory=one",
+            cwd=datasets,
+        )
+    )
+    mtz = datasets / "one" / "examples" / "example_00000.mtz"
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        mtz,
+        f"model={res['model_file']}",
+        "output.prefix=recycled_p2d",
+        cwd=datasets,
+    )
+    assert_clean_exit(proc)
+    assert (datasets / "recycled_p2d.mtz").stat().st_size > 0
+
+
 def test_fine_tuning_with_frozen_layers(datasets):
     res = train(datasets, "train.data.train=diala", *SMALL_PATTERSON, "epochs=1", "output.directory=base")
     base = torch.load(res["model_file"], weights_only=True)["state_dict"]

@@ -122,8 +122,29 @@ def _or_random(phase_error):
     return 90.0 if phase_error is None else phase_error
 
 
+def impose_amplitudes(estimate: torch.Tensor, patterson: torch.Tensor) -> torch.Tensor:
+    """The density with the estimate's phases and the observed amplitudes, scaled to [-1, 1].
+
+    The amplitudes come from the network's own input: the Patterson is the Fourier transform
+    of |F|^2, so |F| = sqrt(FT(Patterson)) on the same grid (up to a scale, which the final
+    scaling removes). Training and inference therefore impose exactly what the input holds,
+    noise included. Shapes (batch, 1, nx, ny, nz)."""
+    dims = (2, 3, 4)
+    amplitudes = torch.sqrt(torch.clamp(torch.fft.rfftn(patterson.float(), dim=dims).real, min=0.0))
+    f = torch.fft.rfftn(estimate.float(), dim=dims)
+    f = amplitudes * f / (f.abs() + 1e-12)
+    out = torch.fft.irfftn(f, s=estimate.shape[2:], dim=dims)
+    return out / out.flatten(1).abs().max(1).values.clamp(min=1e-12).view(-1, 1, 1, 1, 1)
+
+
 class PattersonToDensity(MapTask):
     """Patterson map (scaled to [-1, 1]) in, electron density (scaled to [-1, 1]) out (Pan et al.).
+
+    With recycling (``config["recycling_passes"]`` > 1, as PhAI and RecCrysFormer do) the
+    network sees the Patterson and a current density estimate (zero on the first pass); each
+    pass's output, with the observed amplitudes imposed (:func:`impose_amplitudes`), is the
+    next pass's estimate. Training runs 1 to that many passes at random, with gradients
+    through the last one only; inference and validation run all of them.
 
     At inference the user's amplitudes are cut to the model's resolution, expanded to P1
     and turned into a Patterson on the model's grid spacing exactly as the training data
@@ -136,6 +157,28 @@ class PattersonToDensity(MapTask):
     default_architecture = "patterson_unet"
     unet3d_padding = "circular"
     out_activation = "tanh"
+
+    @property
+    def passes(self) -> int:
+        return int(self.config.get("recycling_passes", 1))
+
+    def apply_passes(self, model, x: torch.Tensor, passes: int) -> torch.Tensor:
+        """The network's output after ``passes`` passes (recycling; gradients through the last)."""
+        if self.passes <= 1:
+            return self.apply(model, x)
+        crop = (..., slice(0, x.shape[2]), slice(0, x.shape[3]), slice(0, x.shape[4]))
+        estimate = torch.zeros_like(x)
+        with torch.no_grad():
+            for _ in range(passes - 1):
+                estimate = impose_amplitudes(self.apply(model, torch.cat([x, estimate], 1))[crop], x)
+        return self.apply(model, torch.cat([x, estimate], 1))
+
+    def forward(self, model, batch):
+        passes = self.passes
+        if passes > 1 and model.training:
+            passes = int(torch.randint(1, passes + 1, (1,)))
+        y = self.apply_passes(model, batch["x"], passes)
+        return y[..., : batch["y"].shape[2], : batch["y"].shape[3], : batch["y"].shape[4]]
 
     @classmethod
     def config_from_dataset(cls, dataset, tokens: bool = False) -> dict:
@@ -206,7 +249,7 @@ class PattersonToDensity(MapTask):
         """The network's output maps for a stack of input grids (n, nx, ny, nz)."""
         x = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32))[:, None].to(device)
         with torch.no_grad():
-            y = self.apply(model, x)
+            y = self.apply_passes(model, x, self.passes)
         return y[:, 0, : grids.shape[1], : grids.shape[2], : grids.shape[3]].float().cpu().numpy()
 
     @staticmethod

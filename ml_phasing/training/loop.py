@@ -174,10 +174,17 @@ class Trainer:
         else:
             self.train_base = task_cls.open_dataset(self.t.data.train, tokens)
         config = task_cls.config_from_dataset(self.train_base, tokens=tokens)
+        if self.t.recycling_passes > 1:
+            if self.t.task != "patterson_to_density":
+                raise Sorry("recycling_passes > 1 is for task=patterson_to_density.")
+            config["recycling_passes"] = self.t.recycling_passes
+            config["in_channels"] = 2  # the Patterson and the current density estimate
         if init_blob is not None:
             if init_blob["task"] != self.t.task:
                 raise Sorry(f"{self.t.init_model} is a model for {init_blob['task']}, not {self.t.task}.")
-            self.arch, self.kwargs = init_blob["architecture"], init_blob["model_kwargs"]
+            self.arch, self.kwargs = init_blob["architecture"], dict(init_blob["model_kwargs"])
+            if "in_channels" in self.kwargs:  # e.g. a model without recycling fine-tuned with it
+                self.kwargs["in_channels"] = config["in_channels"]
             for key in ("grid", "hkl_box_min", "hkl_box_max", "input_shape", "output_shape"):
                 if key in init_blob["task_config"] and key in config and init_blob["task_config"][key] != config[key]:
                     raise Sorry(
@@ -222,7 +229,7 @@ class Trainer:
         except (TypeError, ValueError) as e:
             raise Sorry(f"Cannot build {self.arch} with {self.kwargs}: {e}") from None
         if init_blob is not None:
-            self.model.load_state_dict(init_blob["state_dict"])
+            load_widened(self.model, init_blob["state_dict"])
         if self.t.freeze:
             names = [name for name, _ in self.model.named_parameters()]
             for prefix in self.t.freeze:
@@ -485,3 +492,22 @@ def cpu_seconds() -> float:
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def load_widened(model, state: dict) -> None:
+    """Load ``state`` into ``model``; a weight with fewer input channels than the model's (a model
+    trained without recycling, fine-tuned with it) fills the first ones and leaves the new
+    channels at zero, so the widened network starts as the old one."""
+    own = model.state_dict()
+    widened = {}
+    for key, value in state.items():
+        target = own.get(key)
+        if target is not None and value.dim() >= 2 and target.dim() == value.dim() and target.shape != value.shape:
+            same_but_inputs = target.shape[0] == value.shape[0] and target.shape[2:] == value.shape[2:]
+            if not same_but_inputs or target.shape[1] < value.shape[1]:
+                raise Sorry(f"init_model's {key} {tuple(value.shape)} does not fit {tuple(target.shape)}.")
+            grown = torch.zeros_like(target)
+            grown[:, : value.shape[1]] = value
+            value = grown
+        widened[key] = value
+    model.load_state_dict(widened)
