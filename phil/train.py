@@ -36,7 +36,7 @@ train {
       .help = "A simulate recipe (.eff, e.g. phil/dialanine_10A_v2_simulate.eff) to make fresh \
                examples on the fly instead of reading a dataset: example i of the stream is \
                seeded from (random_seed, i), every epoch sees examples_per_epoch new ones, and \
-               the validation set is made from the same recipe with random_seed + 1000003 \
+               the validation set is made from the same recipe with random_seed + 7000001 \
                (unless validation= is given). Map tasks with source=peptides."
     examples_per_epoch = 10000
       .type = int(value_min=1)
