@@ -68,6 +68,16 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "ruff", "ccp4i2==3.0.1"], "ccp4i2": ["ccp4i2==3.0.1"]},
+    extras_require={
+        "test": [
+            "pytest",
+            "ruff",
+            "ccp4i2==3.0.1",
+            # headless Coot reads our maps and MTZs in tests/test_map_files.py (GPLv3, tests only;
+            # only a release candidate exists, with wheels for Linux and macOS, Python >= 3.10)
+            'coot-headless-api==1.3.3rc1; python_version >= "3.10" and platform_system != "Windows"',
+        ],
+        "ccp4i2": ["ccp4i2==3.0.1"],
+    },
     entry_points={"console_scripts": console_scripts()},
 )

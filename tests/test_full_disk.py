@@ -123,22 +123,23 @@ def test_a_full_disk_is_one_sorry_and_leaves_nothing_half_written(program, input
 
 
 def test_a_truncated_map_or_mtz_is_never_renamed_into_place(tmp_path, monkeypatch):
-    """iotbx's C++ writers do not report a full disk; the size check does (no mount needed)."""
+    """A writer that leaves a short file (as iotbx's C++ writers do on a full disk, without an
+    error) is caught by the size check before the rename (no mount needed)."""
     from cctbx import uctbx
 
     good = tmp_path / "good.ccp4"
     map_io.write_ccp4_map(str(good), uctbx.unit_cell((10, 10, 10, 90, 90, 90)), np.random.rand(8, 10, 12))
     atomic_io.check_ccp4_map(str(good))
-    import iotbx.ccp4_map
+    import iotbx.mrcfile
 
-    real_writer = iotbx.ccp4_map.write_ccp4_map
+    real_writer = iotbx.mrcfile.write_ccp4_map
 
     def truncating_writer(file_name, **kwargs):  # what the writer leaves on a full disk
         real_writer(file_name=file_name, **kwargs)
         with open(file_name, "r+b") as f:
             f.truncate(8192)
 
-    monkeypatch.setattr(iotbx.ccp4_map, "write_ccp4_map", truncating_writer)
+    monkeypatch.setattr(iotbx.mrcfile, "write_ccp4_map", truncating_writer)
     with pytest.raises(OSError) as e:
         map_io.write_ccp4_map(
             str(tmp_path / "cut.ccp4"), uctbx.unit_cell((10, 10, 10, 90, 90, 90)), np.zeros((8, 10, 12))

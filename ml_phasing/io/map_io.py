@@ -10,19 +10,41 @@ from ml_phasing.io.atomic_io import atomic_path, check_ccp4_map, check_mtz
 
 
 def write_ccp4_map(path: str, unit_cell, map_array: np.ndarray, title: str = "ml_phasing") -> None:
-    """Write a whole-cell map (numpy [x, y, z]) as a CCP4 map in P1."""
+    """Write a whole-cell map (numpy [x, y, z]) as a CCP4/MRC2014 map in P1 (mode 2, float32).
+
+    Written with ``iotbx.mrcfile.write_ccp4_map`` (through the ``mrcfile`` package, a
+    dependency of cctbx-base), which sets the MRC2014 version number (NVERSION) that
+    ``iotbx.ccp4_map.write_ccp4_map`` leaves 0, so that ``mrcfile.validate`` accepts the
+    file (issue 13). The axis order stays the one iotbx always wrote (MAPC, MAPR, MAPS =
+    3, 2, 1); iotbx, gemmi and Coot read the same [x, y, z] values back.
+
+    One header field is corrected on the temporary file before it is checked and renamed:
+    mrcfile sums the mean (DMEAN) in float32, which for a map without F000 (mean ~0, values
+    ~1e3) is off by more than the 1% that ``mrcfile.validate`` allows; it is recomputed in
+    float64, as ``mrcfile.validate`` does. No writer in the stack sets it accurately.
+    """
     data = flex.double(np.ascontiguousarray(map_array, dtype=np.float64))
     data.reshape(flex.grid(map_array.shape))
     with atomic_path(path, verify=check_ccp4_map) as tmp:
-        import iotbx.ccp4_map
+        import iotbx.mrcfile
+        import mrcfile
 
-        iotbx.ccp4_map.write_ccp4_map(
+        iotbx.mrcfile.write_ccp4_map(
             file_name=tmp,
             unit_cell=unit_cell,
             space_group=sgtbx.space_group_info("P1").group(),
             map_data=data,
-            labels=flex.std_string([title[:80]]),
+            labels=[_label(title)],
         )
+        check_ccp4_map(tmp)  # a short file (full disk) is IncompleteWrite, before mrcfile reads it
+        with mrcfile.mmap(tmp, mode="r+") as mrc:
+            mrc.header.dmean = np.float32(mrc.data.mean(dtype=np.float64))
+
+
+def _label(title: str) -> str:
+    """An 80-character header label: printable ASCII only (numpy stores labels as bytes)."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in str(title))
+    return text[:80] or "ml_phasing"
 
 
 def read_ccp4_map(path: str) -> tuple:
