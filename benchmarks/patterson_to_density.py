@@ -1,27 +1,33 @@
-"""Reproduce Pan et al.'s Table 1 on our data with ml_phasing.patterson_to_density.
+"""Patterson-to-density models side by side: Pan et al.'s Table 1 on held-out data.
 
-Held-out sets (seeds never used in training) are simulated with the recipe of
-the model (phil/<name>_simulate.eff), written as MTZ files, and each is run
-through the program (in-process) exactly as a user would, then judged with
-ml_phasing.evaluate's metrics against the true FC/PHIC: median map CC (plain
-and origin/hand-aligned), median phase error (unweighted and |F|-weighted, origin
-and hand aware), the hand, phase error and fraction < 60 degrees per resolution
-shell, with and without charge-flipping refinement cycles, and seconds per map.
+For each model and each held-out set, every example is written as an MTZ and run through
+ml_phasing.patterson_to_density (in-process) exactly as a user would, then judged with
+ml_phasing.evaluate's metrics against the true FC/PHIC: median map CC (plain and
+origin/hand-aligned), median phase error (unweighted and |F|-weighted, origin and hand
+aware), the hand, phase error and fraction < 60 degrees per resolution shell, and seconds
+per map. "Network only" is refinement.cycles=0 (no charge flipping, no engine).
 
-Goals (issue 5): dialanine 10 A median CC >= 0.95 and phase error <= 30 deg (Pan:
-0.98, 25 deg); dipeptides 12 A CC >= 0.87 and phase error <= 55 deg (Pan: 0.87, 64).
+Sets (never trained on):
+  generator:<recipe.eff>  the recipe's examples with random_seed 1000003 (training used 0,
+                          validation 1 or random_seed + 7000001)
+  real                    dialanine fragments cut from the PDB files in
+                          ../shared/realdata/pdb with their own B (5-40 A^2), 10 A P1 cells,
+                          1.5 A (sources.peptides.real_dialanines, seed 1000003)
 
-Run: python benchmarks/patterson_to_density.py [n_examples] [model_file] [recipe.eff] [cycles] [rotations]
-(rotations: test-time averaging over that many grid rotations, ensemble.rotations; the
-table is then printed for 1 and for that many rotations.)
+Goals (issue 11, network only): dialanine real fragments <= 35 deg, the generator's
+held-out set <= 30 deg; dipeptides 12 A <= 55 deg (Pan: 25 and 64 deg).
+
+Run: python benchmarks/patterson_to_density.py --models dialanine_10A training/x/model.pt \
+         --sets real,generator:phil/dialanine_10A_simulate.eff --n 100 [--cycles 0,20] [--rotations 1]
 """
 
 import boost_adaptbx.boost.python  # noqa: F401
 import torch  # noqa: F401
 
+import argparse
+import glob
 import json
 import os
-import sys
 import tempfile
 import time
 from types import SimpleNamespace
@@ -30,18 +36,15 @@ import numpy as np
 from iotbx.cli_parser import run_program
 from libtbx.utils import null_out
 
+from ml_phasing.io import map_io
 from ml_phasing.metrics import evaluation
-from ml_phasing.models.model_file import default_model
+from ml_phasing.models import model_file
 from ml_phasing.programs.patterson_to_density import Program as P2D
 from ml_phasing.programs.simulate import Program as Simulate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-MODEL = sys.argv[2] if len(sys.argv) > 2 else default_model("patterson_to_density")
-RECIPE = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "phil", "dialanine_10A_simulate.eff")
-CYCLES = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-ROTATIONS = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1
+REALDATA = os.path.join(HERE, "..", "..", "shared", "realdata")
+HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1 (on the fly: 7000001)
 
 
 def eval_params():
@@ -52,7 +55,7 @@ def eval_params():
         fit_scale=False,
         d_min=None,
         atoms=SimpleNamespace(n_peaks=None, tolerance=0.5),
-        reference=SimpleNamespace(file=None, labels="FC,PHIC"),
+        reference=SimpleNamespace(file=None, labels="FC,PHIC", remove_hydrogens=True),
         prediction=SimpleNamespace(labels="FWT,PHWT", phase_label=None, fom_label=None, predicted_flag_label=None),
         symmetry=SimpleNamespace(unit_cell=None, space_group=None),
     )
@@ -88,6 +91,7 @@ def summarise(rows, label):
             f"  {np.median([s['fraction_below_60'] for s in shells]):12.2f}"
         )
     return {
+        "n": len(rows),
         "median_map_cc": float(np.median(cc)),
         "median_map_cc_aligned": float(np.median(cca)),
         "median_phase_error": float(np.median(pe)),
@@ -96,59 +100,88 @@ def summarise(rows, label):
     }
 
 
-def main():
-    from ml_phasing.models.model_file import read_model_file
+def generator_set(recipe, n, directory):
+    run_program(
+        program_class=Simulate,
+        args=[recipe, f"random_seed={HELD_OUT_SEED}", f"n_examples={n}", f"write_examples={n}", "nproc=1",
+              f"output.directory={directory}"],
+        logger=null_out(),
+    )  # fmt: skip
+    return sorted(glob.glob(os.path.join(directory, "examples", "example_*.mtz")))
 
-    blob = read_model_file(MODEL)
-    print(
-        f"model {MODEL}: {blob['architecture']}, {blob.get('n_parameters')} parameters, "
-        f"{blob.get('epochs_run')} epochs; training metrics {json.dumps(blob['metrics'])}"
+
+def real_set(n, directory):
+    from ml_phasing.sources.peptides import real_dialanines
+
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for i, xs in enumerate(real_dialanines(glob.glob(os.path.join(REALDATA, "pdb", "*")), n, HELD_OUT_SEED)):
+        fc = xs.structure_factors(d_min=1.5).f_calc()
+        f_obs = abs(fc).customized_copy(sigmas=abs(fc).data() * 0.01 + 0.1).set_observation_type_xray_amplitude()
+        path = os.path.join(directory, f"real_{i:05d}.mtz")
+        map_io.write_mtz(path, [(f_obs, "F"), (fc, "FC")], rename={"PHIFC": "PHIC"}, title="real fragment")
+        paths.append(path)
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["dialanine_10A"], help="shipped model names or model files")
+    ap.add_argument(
+        "--sets", default="real,generator:" + os.path.join(HERE, "..", "phil", "dialanine_10A_simulate.eff")
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        run_program(
-            program_class=Simulate,
-            args=[
-                RECIPE,
-                f"random_seed={HELD_OUT_SEED}",
-                f"n_examples={N}",
-                f"write_examples={N}",
-                "nproc=1",
-                f"output.directory={tmp}/held_out",
-            ],
-            logger=null_out(),
+    ap.add_argument("--n", type=int, default=100, help="examples per set")
+    ap.add_argument("--cycles", default="0", help="charge-flipping cycles after the network, comma-separated")
+    ap.add_argument("--rotations", type=int, default=1, help="test-time averaging over grid rotations")
+    ap.add_argument("--json", default=None, help="write the summary here")
+    args = ap.parse_args()
+    models = [model_file.resolve(m, "patterson_to_density") for m in args.models]
+    for path in models:
+        blob = model_file.read_model_file(path)
+        print(
+            f"model {path}: {blob['architecture']}, {blob.get('n_parameters')} parameters, recycling passes "
+            f"{blob['task_config'].get('recycling_passes', 1)}, compute {json.dumps(blob.get('compute'))}"
         )
-        ex = os.path.join(tmp, "held_out", "examples")
-        results = {}
-        settings = [(0, 1), (CYCLES, 1)] + ([(0, ROTATIONS), (CYCLES, ROTATIONS)] if ROTATIONS > 1 else [])
-        for cycles, rotations in settings:
-            rows, seconds = [], []
-            for i in range(N):
-                truth = os.path.join(ex, f"example_{i:05d}.mtz")
-                prefix = os.path.join(tmp, f"pred_{cycles}_{rotations}_{i:05d}")
-                t0 = time.perf_counter()
-                run_program(
-                    program_class=P2D,
-                    args=[
-                        truth,
-                        f"model={MODEL}",
-                        f"output.prefix={prefix}",
-                        f"refinement.cycles={cycles}",
-                        f"ensemble.rotations={rotations}",
-                        "output.write_map=False",
-                    ],
-                    logger=null_out(),
-                )
-                seconds.append(time.perf_counter() - t0)
-                rows.append(judge(truth, prefix + ".mtz"))
-            label = "network only" if cycles == 0 else f"with {cycles} charge-flipping cycles"
-            if rotations > 1:
-                label += f", averaged over {rotations} rotations"
-            results[label] = summarise(rows, f"{label} ({N} held-out examples)")
-            print(
-                f"   seconds per map on {torch.get_num_threads()} CPU threads (whole program, in-process): "
-                f"median {np.median(seconds):.2f}"
-            )
-        print(json.dumps(results, indent=1))
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for set_name in args.sets.split(","):
+            if set_name == "real":
+                if not os.path.isdir(REALDATA):
+                    print("skipping real: ../shared/realdata absent")
+                    continue
+                truths = real_set(args.n, os.path.join(tmp, "real"))
+            else:
+                recipe = set_name.split(":", 1)[1]
+                truths = generator_set(recipe, args.n, os.path.join(tmp, os.path.basename(recipe)))
+                set_name = f"generator {os.path.basename(recipe)}"
+            for path in models:
+                for cycles in (int(c) for c in args.cycles.split(",")):
+                    rows, seconds = [], []
+                    for i, truth in enumerate(truths):
+                        prefix = os.path.join(tmp, f"pred_{len(results)}_{i:05d}")
+                        t0 = time.perf_counter()
+                        run_program(
+                            program_class=P2D,
+                            args=[truth, f"model={path}", f"output.prefix={prefix}", f"refinement.cycles={cycles}",
+                                  f"ensemble.rotations={args.rotations}", "output.write_map=False"],
+                            logger=null_out(),
+                        )  # fmt: skip
+                        seconds.append(time.perf_counter() - t0)
+                        rows.append(judge(truth, prefix + ".mtz"))
+                    how = "network only" if cycles == 0 else f"network + {cycles} charge-flipping cycles"
+                    label = f"{set_name} | {os.path.relpath(path)} | {how}, {args.rotations} rotation(s)"
+                    results[label] = summarise(rows, f"{label} ({len(rows)} examples)")
+                    results[label]["seconds_per_map"] = float(np.median(seconds))
+                    print(f"   seconds per map (whole program, in-process): median {np.median(seconds):.2f}")
+    print("\nset | model | pipeline: median phase error (|F|-weighted), aligned map CC")
+    for label, r in results.items():
+        print(
+            f"  {label}: {r['median_phase_error']:.1f} deg ({r['median_f_weighted_phase_error']:.1f}), "
+            f"CC {r['median_map_cc_aligned']:.3f}, n={r['n']}"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,15 @@ def test_b_factors_drawn_like_real_fragments():
     side = draws[:, [4, 9]] / fragment_b[:, None] - 1
     main = draws[:, [0, 1, 2, 3]] / fragment_b[:, None] - 1
     assert 1.8 < side.std() / main.std() < 3.2
+
+
+def test_real_dialanines_for_the_benchmarks(realdata):
+    """The benchmarks' real fragments: 10 atoms each (dialanine), the entries' own B clipped to
+    5-40 A^2, centred in 10 A P1 cells, reproducible from the seed."""
+    paths = glob.glob(os.path.join(realdata, "pdb", "*"))
+    a = peptides.real_dialanines(paths, 5, seed=3)
+    b = peptides.real_dialanines(paths, 5, seed=3)
+    assert len(a) == 5 and all(xs.scatterers().size() == 10 for xs in a)
+    assert all(5.0 <= sc.b_iso() <= 40.0 + 1e-6 for xs in a for sc in xs.scatterers())
+    assert [tuple(xs.sites_cart()[0]) for xs in a] == [tuple(xs.sites_cart()[0]) for xs in b]
+    assert a[0].unit_cell().parameters()[:3] == (10.0, 10.0, 10.0)

@@ -235,3 +235,50 @@ def make_structure(config: PeptidesConfig, rng, library: FragmentLibrary | None)
         f"{config.min_image_distance} A to its periodic images after {MAX_TRIES} tries; "
         "increase peptides.cell_edge."
     )
+
+
+def real_dialanines(paths, n: int, seed: int, cell_edge: float = 10.0, b_range=(5.0, 40.0)) -> list:
+    """Dialanine fragments cut from real PDB/mmCIF entries (peptide-bonded residue pairs with
+    N, CA, C, O, CB; every residue truncated to alanine) with the entries' own B (clipped to
+    ``b_range``), each given a random proper rotation and centred in a cubic P1 cell: the
+    benchmarks' set of real fragments, never trained on. Up to ``n`` xray.structures, in an
+    order fixed by ``seed``."""
+    import gemmi
+
+    frags = []
+    for path in sorted(paths):
+        st = gemmi.read_structure(str(path))
+        st.setup_entities()
+        st.remove_hydrogens()
+        st.remove_ligands_and_waters()
+        st.remove_alternative_conformations()
+        for chain in st[0]:
+            residues = list(chain)
+            for a, b in zip(residues, residues[1:]):
+                try:
+                    if a["C"][0].pos.dist(b["N"][0].pos) > 1.5:
+                        continue
+                except (IndexError, RuntimeError):
+                    continue
+                atoms, bs = [], []
+                for seq, r in ((1, a), (2, b)):
+                    present = {at.name: at for at in r}
+                    if any(x not in present for x in DIALANINE_ATOMS):
+                        break
+                    for x in DIALANINE_ATOMS:
+                        at = present[x]
+                        atoms.append(("ALA", seq, x, at.element.name, np.array(at.pos.tolist())))
+                        bs.append(float(np.clip(at.b_iso, *b_range)))
+                else:
+                    frags.append((atoms, bs))
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in rng.permutation(len(frags)):
+        atoms, bs = frags[k]
+        xyz = _centre(atoms, cell_edge, _random_rotation(rng))
+        if min_image_distance(xyz, cell_edge) < 2.5:
+            continue
+        out.append(to_xray_structure(atoms, xyz, cell_edge, bs))
+        if len(out) == n:
+            break
+    return out
