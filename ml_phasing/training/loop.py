@@ -408,6 +408,7 @@ class Trainer:
                 self.scheduler.step()
             elif self.schedule_unit == "plateau":
                 self.scheduler.step(val["val_loss"])
+            clock = self._add_compute(clock, seen)
             row = {
                 "epoch": epoch + 1,
                 "train_loss": train_loss,
@@ -416,9 +417,11 @@ class Trainer:
                 "train_seconds": round(train_seconds, 3),
                 "examples_seen": seen,
                 "examples_per_second": round(seen / train_seconds, 2) if train_seconds > 0 else None,
+                # the model's whole compute so far (earlier pieces and the model it was tuned from)
+                "cpu_hours_total": round(self.compute["cpu_hours"], 4),
+                "examples_total": self.compute["examples_seen"],
             }
             self.history.append(row)
-            clock = self._add_compute(clock, seen)
             self.log("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
             if val["val_loss"] < self.best["val_loss"]:
                 self.best = {
