@@ -93,7 +93,7 @@ def test_train_and_extend_resolution(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "script", ["simulate", "evaluate", "train", "patterson_to_density", "extend_resolution", "solve"]
+    "script", ["simulate", "evaluate", "train", "patterson_to_density", "extend_resolution", "solve", "interpret"]
 )
 def test_a_mistake_is_one_sorry_line(script, tmp_path):
     proc = run_console_script(f"ml_phasing.{script}", "no_such_parameter=3", cwd=tmp_path)

@@ -9,7 +9,6 @@ amplitudes pass through unchanged; systematic absences are never predicted.
 from __future__ import annotations
 
 import numpy as np
-from cctbx import miller
 from cctbx.array_family import flex
 
 
@@ -30,11 +29,9 @@ def _on_set(complete, array) -> tuple:
 def extend(bundle, f_obs, d_min_target: float | None = None, device: str = "cpu") -> dict:
     """F_EXT for every reflection of the asymmetric unit to the target resolution."""
     task = bundle.task
-    target = task.check_supported(f_obs, d_min_target)
     # The network sees the data to d_min_low, as in training; every reflection the user
     # measured (check_supported made sure none is finer than the target) passes through.
-    complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
-    f_input = f_obs.resolution_filter(d_min=task.config["d_min_low"])
+    target, complete, f_input = task.inputs(f_obs, d_min_target)
     f_ext = task.predict_amplitudes(
         bundle.network, complete, target, f_input, getattr(bundle.network, "max_index", None), device
     )

@@ -123,30 +123,34 @@ class ExtendResolution(Task):
             out["padding"][i, :k] = False
         return out
 
+    @staticmethod
+    def token_args(batch) -> tuple:
+        """The transformer's arguments from a token batch, in its signature's order."""
+        return batch["indices"], batch["values"], batch["measured"], batch["inv_d_sq"], batch["cell"], batch["padding"]
+
     def forward(self, model, batch):
         if self.tokens:
-            pred = model(
-                batch["indices"], batch["values"], batch["measured"], batch["inv_d_sq"], batch["cell"], batch["padding"]
-            )
+            pred = model(*self.token_args(batch))
             return torch.where(batch["measured"], batch["values"], pred)
         x = batch["x"]
         y = self.apply(model, x)[..., : x.shape[2], : x.shape[3], : x.shape[4]]
         measured = x[:, 2:3] > 0.5
         return torch.where(measured, x[:, 0:1], y)
 
-    def _predicted_mask(self, batch):
+    def predicted_mask(self, batch):
+        """The reflections the model predicts (neither measured nor absent, nor padding)."""
         if self.tokens:
             return ~batch["measured"] & ~batch["padding"]
         return batch["x"][:, 3:4] > 0.5
 
     def loss(self, pred, batch, loss_params):
         target = batch["target"] if self.tokens else batch["y"]
-        mask = self._predicted_mask(batch).to(pred.dtype)
+        mask = self.predicted_mask(batch).to(pred.dtype)
         return (((pred - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
 
     def metrics(self, pred, batch, metas):
         target = (batch["target"] if self.tokens else batch["y"]).detach().cpu().double()
-        mask = self._predicted_mask(batch).cpu()
+        mask = self.predicted_mask(batch).cpu()
         p = pred.detach().cpu().double()
         out = []
         for b in range(p.shape[0]):
@@ -187,12 +191,18 @@ class ExtendResolution(Task):
             raise Sorry(f"The model has not seen space group {f_obs.space_group_info()}. {self.supports()}")
         return target
 
-    def predict_amplitudes(
-        self, model, complete, target: float, f_input, max_index=None, device: str = "cpu"
-    ) -> np.ndarray:
-        """Predicted |F| for every reflection of ``complete`` (the miller set to the ``target``
-        resolution) from the measured amplitudes ``f_input`` (to the model's d_min_low),
-        laid out exactly as in training: the dense hkl box or the reflection tokens."""
+    def inputs(self, f_obs, d_min_target: float | None = None) -> tuple:
+        """(target resolution, the complete miller set to it, the measured amplitudes the network
+        sees: cut to the model's d_min_low, as in training) for a user's data."""
+        from cctbx import miller
+
+        target = self.check_supported(f_obs, d_min_target)
+        complete = miller.build_set(f_obs.crystal_symmetry(), anomalous_flag=False, d_min=target)
+        return target, complete, f_obs.resolution_filter(d_min=self.config["d_min_low"])
+
+    def build_batch(self, complete, target: float, f_input, max_index=None, device: str = "cpu") -> tuple:
+        """(batch, example, Miller indices of ``complete``) laid out exactly as in training: the
+        dense hkl box or the reflection tokens, from the measured amplitudes ``f_input``."""
         from ml_phasing.examples import observables
 
         pairs = complete.match_indices(f_input).pairs()
@@ -233,9 +243,22 @@ class ExtendResolution(Task):
             example = self.example(dense_amplitudes(refl, lo, hi), None)
         example["index"] = 0
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.collate([example]).items()}
+        return batch, example, indices
+
+    def predict_amplitudes(
+        self, model, complete, target: float, f_input, max_index=None, device: str = "cpu"
+    ) -> np.ndarray:
+        """Predicted |F| for every reflection of ``complete`` (the miller set to the ``target``
+        resolution) from the measured amplitudes ``f_input`` (to the model's d_min_low)."""
+        batch, example, indices = self.build_batch(complete, target, f_input, max_index, device)
         with torch.no_grad():
-            pred = self.forward(model, batch)[0].cpu().numpy()
+            return self.amplitudes_from_output(self.forward(model, batch), example, indices)
+
+    def amplitudes_from_output(self, output, example: dict, indices) -> np.ndarray:
+        """|F| per reflection (in the order of ``indices``) from the network's output for one
+        example (the box read at each hkl, or the tokens), on the data's scale."""
+        pred = output[0].detach().cpu().numpy()
         if not self.tokens:
-            rel = indices - lo
+            rel = indices - np.array(self.config["hkl_box_min"])
             pred = pred[0][rel[:, 0], rel[:, 1], rel[:, 2]]
         return pred * example["scale"]
