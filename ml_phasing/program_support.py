@@ -119,7 +119,13 @@ class Parser(CCTBXParser):
         if unused:
             print("  Files read by the program itself: " + ", ".join(unused), file=self.logger)
         print("", file=self.logger)
-        self.data_manager.unrecognised_files = unused
+        # iotbx calls this twice: for the files on the command line, then for the files PHIL
+        # keywords name (prediction.file=, phases.file=, ...); keep both, and the command line's
+        # own files in their order (positional_files), which the second call must not replace
+        dm = self.data_manager
+        if message == "Processing files:":
+            dm.positional_files = list(file_list)
+        dm.unrecognised_files = list(getattr(dm, "unrecognised_files", None) or []) + unused
 
 
 def run_cli(program_class, args=None) -> int:
@@ -284,16 +290,19 @@ def logged(program, path: str, append: bool = False):
 
 
 def input_file(program) -> str:
-    """The input reflections: input.file=, else the first positional file (read or not), else
-    the first miller array the DataManager holds (a caller may hand data over in memory).
+    """The input reflections: input.file=, else the first file on the command line (read or
+    not), else the first miller array the DataManager holds (a caller may hand data over in
+    memory), else the first file the program reads itself.
 
     A Sorry when there is none, or when it is neither in the DataManager nor a file.
     """
     path = program.params.input.file
     dm = program.data_manager
     names = dm.get_miller_array_names() if dm else []
-    unrecognised = getattr(dm, "unrecognised_files", [])
-    path = path or (names[0] if names else None) or (unrecognised[0] if unrecognised else None)
+    positional = getattr(dm, "positional_files", None) or []
+    unrecognised = getattr(dm, "unrecognised_files", None) or []
+    path = path or (positional[0] if positional else None) or (names[0] if names else None)
+    path = path or (unrecognised[0] if unrecognised else None)
     if path is None:
         raise Sorry("No input: give an MTZ/.hkl/mmCIF file with amplitudes or intensities.")
     if path not in names and not os.path.isfile(path):

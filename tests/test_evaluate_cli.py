@@ -231,6 +231,10 @@ def test_help_examples_validate(data, command, tmp_path):
     shutil.copy(ex / "example_00000_density.ccp4", tmp_path / "true_density.ccp4")
     (tmp_path / "predictions").mkdir()
     shutil.copy(ex / "example_00000_density.ccp4", tmp_path / "predictions" / "a.ccp4")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(ex / "example_00000.mtz", tmp_path / "examples" / "example_00000.mtz")
+    shutil.copy(data / "shifted.mtz", tmp_path / "predictions" / "example_00000_p2d.mtz")
+    (tmp_path / "pairs.txt").write_text("true.mtz pred.mtz\n")
     proc = run_script("ml_phasing.evaluate", *shlex.split(command)[1:], "--dry-run", cwd=tmp_path)
     assert_clean_exit(proc)
 
@@ -240,3 +244,144 @@ def test_cli_basics(data):
     proc = run_script("ml_phasing.evaluate", cwd=data)
     assert_clean_exit(proc)
     assert re.search(r"Examples:", proc.stdout)
+
+
+# -- issue 13: positional files, many pairs, H removal, common resolution -----------------
+
+
+def test_positional_files_reference_first(data):
+    _, res = evaluate(data, "sim/examples/example_00000.mtz", "shifted.mtz", "--overwrite", "output.prefix=pos")
+    r = res["predictions"][0]
+    assert (r["reference"], r["prediction"]) == ("sim/examples/example_00000.mtz", "shifted.mtz")
+    assert r["phases"]["overall"]["mean_phase_error"] < 0.01
+    _, res = evaluate(data, "shifted.mtz", "sim/examples/example_00000.mtz", "--overwrite", "output.prefix=pos")
+    r = res["predictions"][0]
+    assert (r["reference"], r["prediction"]) == ("shifted.mtz", "sim/examples/example_00000.mtz")
+
+
+def test_positional_files_conflicts_and_counts(data):
+    """Files on the command line are the reference, then the predictions, also beside file
+    keywords (the parser keeps them apart from the files the keywords name)."""
+    ref = "sim/examples/example_00000.mtz"
+
+    def sorry(*args):
+        proc = run_script("ml_phasing.evaluate", *args, "--overwrite", "output.prefix=bad", cwd=data)
+        assert_clean_exit(proc, 1)
+        return proc.stderr
+
+    assert "Two references" in sorry(ref, "shifted.mtz", "reference.file=random.mtz")
+    (data / "list.txt").write_text(f"{ref} shifted.mtz\n")
+    assert "Too many inputs" in sorry(ref, "shifted.mtz", "pairs=list.txt")
+    err = sorry(ref)
+    assert "No prediction" in err and "truth.mtz prediction.mtz" in err, err
+    # the same reference both ways is fine, and a file on the command line beside prediction.file=
+    _, res = evaluate(data, ref, "shifted.mtz", f"reference.file={ref}", "--overwrite", "output.prefix=same")
+    assert res["predictions"][0]["prediction"] == "shifted.mtz"
+    _, res = evaluate(data, ref, "prediction.file=shifted.mtz", "--overwrite", "output.prefix=kw")
+    assert (res["predictions"][0]["reference"], res["predictions"][0]["prediction"]) == (ref, "shifted.mtz")
+
+
+def test_pairs_by_name_with_unpaired_files(data):
+    import shutil
+
+    ex = data / "sim" / "examples"
+    refs, preds = data / "refs", data / "preds"
+    refs.mkdir(exist_ok=True)
+    preds.mkdir(exist_ok=True)
+    for n in ("00000", "00001", "00002"):
+        shutil.copy(ex / "example_00000.mtz", refs / f"example_{n}.mtz")
+    shutil.copy(ex / "example_00000_density.ccp4", refs / "example_00000_density.ccp4")  # not *.mtz
+    shutil.copy(data / "shifted.mtz", preds / "example_00000_p2d.mtz")
+    shutil.copy(data / "random.mtz", preds / "example_00001_solve.mtz")
+    shutil.copy(data / "shifted.mtz", preds / "example_000012_p2d.mtz")  # 000012 is not 00001 + separator
+    proc, res = evaluate(data, "reference.file=refs", "prediction.file=preds", "--overwrite", "output.prefix=named")
+    pairs = [(r["reference"], r["prediction"]) for r in res["predictions"]]
+    assert pairs == [
+        ("refs/example_00000.mtz", "preds/example_00000_p2d.mtz"),
+        ("refs/example_00001.mtz", "preds/example_00001_solve.mtz"),
+    ]
+    assert res["unpaired"] == {
+        "references": ["refs/example_00002.mtz"],
+        "predictions": ["preds/example_000012_p2d.mtz"],
+    }
+    assert (
+        "Unpaired: 1 prediction(s) with no reference" in proc.stdout and "preds/example_000012_p2d.mtz" in proc.stdout
+    )
+    errors = [r["phases"]["overall"]["mean_phase_error"] for r in res["predictions"]]
+    assert errors[0] < 0.01 and 75 < errors[1] < 95
+    assert res["summary"]["mean_phase_error"]["median"] == pytest.approx(np.median(errors))
+    rows = (data / "named_pairs.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("reference,prediction,") and "example_00001_solve" in rows[2]
+
+
+def test_pairs_from_list_file(data):
+    (data / "lists").mkdir(exist_ok=True)
+    (data / "lists" / "pairs.txt").write_text(
+        "# reference  prediction\n"
+        "../sim/examples/example_00000.mtz ../shifted.mtz   # the truth, moved\n"
+        "\n"
+        "../sim/examples/example_00000.mtz ../random.mtz\n"
+    )
+    _, res = evaluate(data, "pairs=lists/pairs.txt", "--overwrite", "output.prefix=listed")
+    assert [r["prediction"].split("/")[-1] for r in res["predictions"]] == ["shifted.mtz", "random.mtz"]
+    assert res["summary"]["n_predictions"] == 2 and res["summary"]["n_references"] == 1
+    (data / "lists" / "bad.txt").write_text("../shifted.mtz\n")
+    proc = run_script("ml_phasing.evaluate", "pairs=lists/bad.txt", "output.prefix=bad", cwd=data)
+    assert_clean_exit(proc, 1)
+    assert "line 1: expected two paths" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def model_with_h(data):
+    """The model of example 0 with one H atom 1 A from each atom."""
+    from cctbx import xray
+    from cctbx.array_family import flex
+
+    from ml_phasing.sources.structure_files import read_structure
+
+    xs = read_structure(str(data / "sim" / "examples" / "example_00000.cif"))
+    n = xs.scatterers().size()
+    uc = xs.unit_cell()
+    extra = flex.xray_scatterer()
+    for i, sc in enumerate(xs.scatterers()):
+        cart = np.array(uc.orthogonalize(sc.site)) + np.array([0.0, 0.0, 1.0])
+        extra.append(xray.scatterer(label=f"H{i}", site=uc.fractionalize(tuple(cart)), u=0.03, scattering_type="H"))
+    with_h = xs.deep_copy_scatterers()
+    with_h.add_scatterers(extra)
+    (data / "model_h.pdb").write_text(with_h.as_pdb_file())
+    return n
+
+
+def test_hydrogens_removed_from_model_reference(data, model_with_h):
+    n = model_with_h
+    common = ("reference.file=model_h.pdb", "prediction.file=sim/examples/example_00000_density.ccp4", "--overwrite")
+    proc, res = evaluate(data, *common, "output.prefix=noh", "output.plots=False")
+    r = res["predictions"][0]
+    assert f"{n} H/D atoms removed from the model" in proc.stdout
+    assert r["n_hydrogens_removed"] == n and r["atoms"]["n_true"] == n
+    assert r["phases"]["overall"]["mean_phase_error"] < 1
+    proc, res = evaluate(data, *common, "reference.remove_hydrogens=False", "output.prefix=withh", "output.plots=False")
+    kept = res["predictions"][0]
+    assert kept["atoms"]["n_true"] == 2 * n and "n_hydrogens_removed" not in kept
+    assert kept["atoms"]["fraction_matched"] < r["atoms"]["fraction_matched"]
+    assert kept["phases"]["overall"]["mean_phase_error"] > r["phases"]["overall"]["mean_phase_error"] + 1
+
+
+def test_common_resolution_cut_and_truth_against_itself(data):
+    """A 1.0 A prediction computed from the true model against the truth at lower resolution
+    (the map, and the MTZ whose reflections are listed in another order) reads ~0 degrees."""
+    from ml_phasing.io.map_io import write_mtz
+    from ml_phasing.sources.structure_files import read_structure
+
+    xs = read_structure(str(data / "sim" / "examples" / "example_00000.cif"))
+    write_mtz(str(data / "fine.mtz"), [(xs.structure_factors(d_min=1.0).f_calc(), "FWT")], rename={"PHIFWT": "PHWT"})
+    for reference in ("example_00000_density.ccp4", "example_00000.mtz"):
+        proc, res = evaluate(
+            data, f"sim/examples/{reference}", "fine.mtz", "--overwrite", "output.prefix=cut", "output.plots=False"
+        )
+        r = res["predictions"][0]
+        assert r["phases"]["overall"]["mean_phase_error"] < 1, reference
+        assert r["d_min"] > 1.19
+        assert re.search(
+            r"Note: the reference extends to 1\.\d\d A and the prediction to 1\.00 A: both are cut", proc.stdout
+        )

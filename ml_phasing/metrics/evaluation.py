@@ -10,7 +10,9 @@ measured with :mod:`ml_phasing.metrics`.
 
 from __future__ import annotations
 
+import fnmatch
 import os
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +32,13 @@ from ml_phasing.metrics import (
     r_factor_by_shell,
     ssim3d,
 )
-from ml_phasing.metrics.atoms import atom_recovery, interatomic_vector_match, peak_sites
+from ml_phasing.metrics.atoms import _vectors, atom_recovery, interatomic_vector_match, peak_sites
 
 MAP_EXTENSIONS = (".ccp4", ".map", ".mrc")
+# The interatomic-vector check compares every predicted vector with every true one (in chunks
+# of at most VECTOR_CHUNK_PAIRS, ~0.3 GB); above MAX_VECTOR_PAIRS pairs (~10 s) it is skipped.
+MAX_VECTOR_PAIRS = 2e9
+VECTOR_CHUNK_PAIRS = 1e7
 MODEL_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif", ".res", ".ins")
 
 
@@ -52,6 +58,15 @@ class Reference:
     structure: object = None  # xray.structure (model)
     map: np.ndarray | None = None  # whole-cell map (map)
     symmetry: object = None  # crystal.symmetry
+    n_hydrogens_removed: int = 0  # H/D atoms left out of a model (reference.remove_hydrogens)
+
+    def resolution(self) -> float | None:
+        """The reference's own d_min (None for a model: any resolution can be computed)."""
+        if self.kind == "mtz":
+            return float(self.f.d_min())
+        if self.kind == "map":
+            return _map_resolution(self.map, self.symmetry)
+        return None
 
     def structure_factors(self, d_min: float):
         if self.kind == "mtz":
@@ -96,9 +111,9 @@ def _read_map(path: str, override=None):
     return data, sym
 
 
-def load_reference(params) -> Reference:
+def load_reference(params, path: str | None = None) -> Reference:
     r = params.reference
-    path = r.file
+    path = path or r.file
     if path is None:
         raise Sorry("reference.file is required: an MTZ with true phases, a model, or a map.")
     override = _symmetry_override(params)
@@ -109,7 +124,15 @@ def load_reference(params) -> Reference:
         from ml_phasing.sources.structure_files import read_structure
 
         xs = read_structure(path, remove_hydrogens=False)
-        return Reference(path, "model", structure=xs, symmetry=xs.crystal_symmetry())
+        n_h = 0
+        if getattr(r, "remove_hydrogens", True):
+            hd = xs.hd_selection()
+            n_h = int(hd.count(True))
+            if n_h == xs.scatterers().size():
+                raise Sorry(f"The model {path} holds only H/D atoms; give reference.remove_hydrogens=False.")
+            if n_h:
+                xs = xs.select(~hd)
+        return Reference(path, "model", structure=xs, symmetry=xs.crystal_symmetry(), n_hydrogens_removed=n_h)
     arrays = reflection_io.read_arrays(path)
     if override is not None:
         arrays = [a.customized_copy(crystal_symmetry=override).set_info(a.info()) for a in arrays]
@@ -224,9 +247,10 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
             reference.symmetry.unit_cell(), space_group_info=prediction.symmetry.space_group_info()
         )
     _check_compatible(reference.symmetry, prediction.symmetry, reference.path, prediction.path)
+    result["notes"] = []
     if reference.kind == "map" and prediction.kind == "map":
         return evaluate_maps(reference, prediction, params, result)
-    common = common_reflections(reference, prediction, params)
+    common = common_reflections(reference, prediction, params, result["notes"])
     result.update(n_common=common.n, d_min=float(common.d.min()), d_max=float(common.d.max()))
     extras = {}
     if prediction.kind in ("complex", "map", "phases"):
@@ -244,12 +268,15 @@ def evaluate_maps(reference: Reference, prediction: Prediction, params, result: 
             f"Maps on different grids: {reference.path} {reference.map.shape}, "
             f"{prediction.path} {prediction.map.shape}."
         )
+    d_min = common_resolution(
+        reference.resolution(), _map_resolution(prediction.map, prediction.symmetry), params.d_min, result["notes"]
+    )
     cm = compare_maps(
         reference.map,
         prediction.map,
         reference.symmetry.space_group_info(),
         reference.symmetry.unit_cell(),
-        d_min=params.d_min,
+        d_min=d_min,
         n_bins=params.n_bins,
         search_hand=params.search_hand,
         return_aligned=True,
@@ -279,27 +306,52 @@ class CommonReflections:
         return int(self.f_ref.size())
 
 
-def common_reflections(reference: Reference, prediction: Prediction, params) -> CommonReflections:
-    """Both sides as structure factors on common reflections, to ``params.d_min`` or the
-    prediction's resolution (a map's structure factors on the reference's set)."""
+def common_resolution(d_ref, d_pred, d_user, notes=None, tolerance=0.01):
+    """The resolution both sides are compared to: the lower (larger d) of the reference's and
+    the prediction's, or ``d_user`` when that is lower still. ``None`` stands for a side
+    without a resolution of its own (a model). A 'Note:' for ``notes`` when the two differ
+    (by more than ``tolerance``, relative) and the cut matters."""
+    sides = [d for d in (d_ref, d_pred) if d is not None]
+    d_common = max(sides) if sides else None
+    if d_user is not None and (d_common is None or d_user > d_common):
+        return d_user
+    if (
+        notes is not None
+        and d_ref is not None
+        and d_pred is not None
+        and abs(d_ref - d_pred) > tolerance * min(d_ref, d_pred)
+    ):
+        notes.append(
+            f"the reference extends to {d_ref:.2f} A and the prediction to {d_pred:.2f} A: both are cut "
+            f"to the common resolution {d_common:.2f} A (set d_min= to choose another)."
+        )
+    return d_common
+
+
+def common_reflections(reference: Reference, prediction: Prediction, params, notes=None) -> CommonReflections:
+    """Both sides as structure factors on common reflections, cut to the common resolution
+    (:func:`common_resolution`; a map's structure factors on the reference's set)."""
+    d_ref = reference.resolution()
     if prediction.kind == "map":
+        d_pred = _map_resolution(prediction.map, prediction.symmetry)
+        d_min = common_resolution(d_ref, d_pred, params.d_min, notes)
         if reference.kind == "mtz":
-            base = reference.f
+            base = reference.f.resolution_filter(d_min=d_min)
         else:
-            d = params.d_min or _map_resolution(prediction.map, prediction.symmetry)
-            base = miller.build_set(prediction.symmetry, anomalous_flag=False, d_min=d)
+            base = miller.build_set(prediction.symmetry, anomalous_flag=False, d_min=d_min)
         f_pred = _f_from_map(prediction.map, prediction.symmetry, base)
     else:
         f_pred = prediction.f
+        d_min = common_resolution(d_ref, float(f_pred.d_min()), params.d_min, notes)
     f_pred_all = f_pred
-    d_min = params.d_min or f_pred.d_min()
     if reference.kind == "map":
         f_ref = _f_from_map(reference.map, reference.symmetry, f_pred.resolution_filter(d_min=d_min))
     else:
         f_ref = reference.structure_factors(d_min)
     f_pred = f_pred.resolution_filter(d_min=d_min)
-    f_ref_c = f_ref.common_set(f_pred)
-    f_pred_c = f_pred.common_set(f_ref)
+    # common_sets, not two common_set calls: those keep each side's own order, and two files
+    # that list their reflections differently were compared reflection against wrong reflection
+    f_ref_c, f_pred_c = f_ref.common_sets(f_pred)
     if f_ref_c.size() == 0:
         raise Sorry(f"No reflections in common between {reference.path} and {prediction.path} (to {d_min:.2f} A).")
     # positions in the prediction's own arrays (FOM, phases, predicted flags), before any cut
@@ -363,12 +415,61 @@ def evaluate_phases(reference: Reference, prediction: Prediction, c: CommonRefle
     result["patterson_consistency"] = patterson_consistency(patt, raw_map)
     extras = {"ref_map": ref_map, "pred_map": pred_map}
     if reference.structure is not None:
-        n_peaks = params.atoms.n_peaks or reference.structure.scatterers().size()
+        extras["sites_true"] = np.array(reference.structure.sites_frac())
+        n_atoms = reference.structure.scatterers().size()
+        max_atoms = getattr(params.atoms, "max_atoms", None)
+        if max_atoms is not None and n_atoms > max_atoms:
+            result.setdefault("notes", []).append(
+                f"atom matching skipped: the reference has {n_atoms} atoms, more than atoms.max_atoms={max_atoms} "
+                "(its time grows as the cube of the number of atoms)."
+            )
+            return extras
+        n_peaks = params.atoms.n_peaks or n_atoms
         sites, _ = peak_sites(pred_map, reference.symmetry, n_peaks)
         result["atoms"] = atom_recovery(reference.structure, sites, params.atoms.tolerance)
-        result["interatomic_vectors"] = interatomic_vector_match(reference.structure, sites, params.atoms.tolerance)
-        extras["sites_true"] = np.array(reference.structure.sites_frac())
+        n_pairs = (n_atoms * reference.symmetry.space_group().order_z()) ** 2 * (
+            len(sites) * reference.symmetry.space_group().order_z()
+        ) ** 2
+        if n_pairs > MAX_VECTOR_PAIRS:
+            result.setdefault("notes", []).append(
+                "the interatomic-vector check is skipped: too many vectors in the unit cell "
+                f"({n_atoms} atoms x {reference.symmetry.space_group().order_z()} symmetry operators)."
+            )
+        else:
+            result["interatomic_vectors"] = interatomic_vectors_chunked(
+                reference.structure, sites, params.atoms.tolerance
+            )
     return extras
+
+
+def interatomic_vectors_chunked(reference_structure, sites_frac, tolerance: float = 0.5) -> dict:
+    """:func:`ml_phasing.metrics.atoms.interatomic_vector_match` (same precision and recall) in
+    bounded memory: the predicted vectors are compared with the true ones a chunk at a time
+    (that function holds all pairs at once: 3.3 GB for ~100 sites in the cell)."""
+    xs = reference_structure
+    sg = xs.space_group()
+    true_v = _vectors(np.array(xs.sites_frac()), xs.unit_cell(), sg)
+    pred_v = _vectors(np.asarray(sites_frac).reshape(-1, 3), xs.unit_cell(), sg)
+    if len(pred_v) == 0 or len(true_v) == 0 or len(pred_v) * len(true_v) <= VECTOR_CHUNK_PAIRS:
+        return interatomic_vector_match(reference_structure, sites_frac, tolerance)
+    chunk = max(1, int(VECTOR_CHUNK_PAIRS // len(true_v)))
+    tol2 = tolerance**2
+    pred_hit = np.zeros(len(pred_v), bool)
+    true_hit = np.zeros(len(true_v), bool)
+    for start in range(0, len(pred_v), chunk):
+        p = pred_v[start : start + chunk]
+        d2 = np.zeros((len(p), len(true_v)))
+        for k in range(3):
+            d2 += (p[:, k, None] - true_v[None, :, k]) ** 2
+        close = d2 <= tol2
+        pred_hit[start : start + chunk] = close.any(axis=1)
+        true_hit |= close.any(axis=0)
+    return {
+        "precision": float(pred_hit.mean()),
+        "recall": float(true_hit.mean()),
+        "n_true_vectors": int(len(true_v)),
+        "n_predicted_vectors": int(len(pred_v)),
+    }
 
 
 def evaluate_amplitudes(prediction: Prediction, c: CommonReflections, params) -> dict:
@@ -429,3 +530,95 @@ def expand_prediction_paths(paths) -> list:
     if not out:
         raise Sorry("No predictions: give prediction.file= (files or directories).")
     return out
+
+
+# -- many references against many predictions -----------------------------------------------
+
+
+def file_stem(path: str) -> str:
+    """A file's name without folder and last extension (example_00012_p2d.mtz -> example_00012_p2d)."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def reference_files(directory: str, pattern: str = "*.mtz") -> list:
+    """The files of ``directory`` that match the shell ``pattern``, sorted (hidden files left out)."""
+    names = sorted(n for n in os.listdir(directory) if not n.startswith(".") and fnmatch.fnmatch(n, pattern))
+    paths = [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
+    if not paths:
+        raise Sorry(f"No references in {directory}: no file matches reference.pattern={pattern}.")
+    return paths
+
+
+def pair_by_name(references, predictions):
+    """Pair each prediction with the reference whose stem its own stem starts with.
+
+    The rule: the prediction's stem equals the reference's stem, or starts with it followed by
+    a character that is not a letter or digit (``example_00012_p2d`` and ``example_00012-2``
+    pair with ``example_00012``, ``example_000123`` does not); where several reference stems
+    fit, the longest wins. A reference may have several predictions.
+
+    Returns ``(pairs, unpaired_references, unpaired_predictions)``, pairs as (reference,
+    prediction) in the order of ``predictions``.
+    """
+    by_stem = {}
+    for r in references:
+        stem = file_stem(r)
+        if stem in by_stem:
+            raise Sorry(
+                f"Two references share the name {stem}: {by_stem[stem]} and {r}; "
+                "choose one kind with reference.pattern (e.g. *.mtz)."
+            )
+        by_stem[stem] = r
+    same = {os.path.realpath(r) for r in references}
+    pairs, unpaired_predictions, used = [], [], set()
+    for p in predictions:
+        if os.path.realpath(p) in same:
+            continue  # a reference listed among the predictions (the same folder)
+        stem = file_stem(p)
+        candidates = [stem] + [stem[:i] for i in range(len(stem) - 1, 0, -1) if not stem[i].isalnum()]
+        match = next((c for c in candidates if c in by_stem), None)
+        if match is None:
+            unpaired_predictions.append(p)
+        else:
+            pairs.append((by_stem[match], p))
+            used.add(match)
+    unpaired_references = [r for s, r in by_stem.items() if s not in used]
+    return pairs, unpaired_references, unpaired_predictions
+
+
+def read_pairs_file(path: str) -> list:
+    """(reference, prediction) pairs from a list file: two paths a line, ``#`` comments, paths
+    relative to the list file's folder; quotes for paths with spaces."""
+    import shlex
+
+    from ml_phasing.io.file_formats import refuse_pickle
+
+    refuse_pickle(path, "pairs list")
+    base = os.path.dirname(os.path.abspath(path))
+    pairs, missing = [], []
+    try:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError:
+        raise Sorry(f"{path} is not a text list of pairs.") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            fields = shlex.split(line, comments=True)
+        except ValueError as e:
+            raise Sorry(f"{path} line {number}: {e}.") from None
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise Sorry(
+                f"{path} line {number}: expected two paths (reference prediction), found {len(fields)}: {line.strip()}"
+            )
+        ref, pred = (f if os.path.isabs(f) else os.path.normpath(os.path.join(base, f)) for f in fields)
+        for f in (ref, pred):
+            if not os.path.isfile(f):
+                missing.append(f"{f} (line {number})")
+        pairs.append((ref, pred))
+    if missing:
+        raise Sorry(f"Files in {path} not found: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    if not pairs:
+        raise Sorry(f"No pairs in {path}: one 'reference prediction' pair per line.")
+    return pairs
