@@ -66,9 +66,7 @@ def judge(truth_mtz, pred_mtz):
     p.reference.file = truth_mtz
     ref = evaluation.load_reference(p)
     pred = evaluation.load_prediction(pred_mtz, p)
-    r = evaluation.evaluate(ref, pred, p)
-    r.pop("_")
-    return r
+    return evaluation.evaluate(ref, pred, p).as_dict()
 
 
 def summarise(rows, label):

@@ -385,3 +385,31 @@ def test_common_resolution_cut_and_truth_against_itself(data):
         assert re.search(
             r"Note: the reference extends to 1\.\d\d A and the prediction to 1\.00 A: both are cut", proc.stdout
         )
+
+
+def test_pair_result_is_typed_and_writes_the_same_json():
+    """evaluate() returns a PairResult (issue 14): typed sections, maps kept out of the JSON,
+    and as_dict() gives back exactly the dict the programs wrote before."""
+    from ml_phasing.metrics.evaluation import AmplitudeScores, PairResult
+
+    d = {
+        "prediction": "p.mtz",
+        "prediction_kind": "complex",
+        "reference": "t.mtz",
+        "reference_kind": "mtz",
+        "notes": [],
+        "n_common": 10,
+        "d_min": 1.5,
+        "d_max": 9.0,
+        "phases": {"overall": {"mean_phase_error": 12.0}},
+        "amplitudes": {"r_factor": 0.2, "scale_fitted": False, "restricted_to_predicted": False, "n": 10, "shells": []},
+        "map_cc": 0.9,
+        "inverted_hand": False,  # a map-against-map figure: kept beside the typed ones
+        "_": {"ref_map": np.zeros(3)},
+    }
+    pair = PairResult.from_dict(d)
+    assert isinstance(pair.amplitudes, AmplitudeScores) and pair.amplitudes.r_factor == 0.2
+    assert set(pair.maps) == {"ref_map"} and pair.map_comparison == {"inverted_hand": False}
+    expected = {k: v for k, v in d.items() if k != "_"}
+    assert pair.as_dict() == expected
+    json.dumps(pair.as_dict())

@@ -10,6 +10,7 @@ measured with :mod:`ml_phasing.metrics`.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 
@@ -224,8 +225,66 @@ def _f_from_map(map_array, symmetry, miller_set):
     return ms.structure_factors_from_map(map=data, use_scale=True, anomalous_flag=False, use_sg=False)
 
 
-def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
-    """All metrics that the pair supports, as a JSON-ready dict (plus numpy extras under '_').
+@dataclass
+class AmplitudeScores:
+    """R factor of the predicted amplitudes against the reference, overall and per shell."""
+
+    r_factor: float
+    scale_fitted: bool
+    restricted_to_predicted: bool  # only the reflections an extension predicted
+    n: int
+    shells: list
+
+
+@dataclass
+class PairResult:
+    """One prediction judged against one reference: what the pair supports (phases for
+    complex, phase-only and map predictions; amplitudes for complex, amplitude and map
+    predictions; map-against-map comparisons on the grid), and the maps for the figures
+    (``maps``, numpy, not part of the JSON). ``as_dict()`` is the JSON the programs write."""
+
+    prediction: str
+    prediction_kind: str
+    reference: str
+    reference_kind: str
+    notes: list = field(default_factory=list)
+    n_common: int | None = None
+    d_min: float | None = None
+    d_max: float | None = None
+    phases: dict | None = None  # metrics.phase_statistics: overall, shells, origin shift, hand
+    amplitudes: AmplitudeScores | None = None
+    map_cc: float | None = None
+    map_cc_aligned: float | None = None
+    ssim: float | None = None
+    patterson_consistency: float | None = None
+    atoms: dict | None = None
+    interatomic_vectors: dict | None = None
+    map_comparison: dict = field(default_factory=dict)  # further figures of a map-against-map pair
+    maps: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PairResult":
+        d = dict(d)
+        maps = d.pop("_", {})
+        names = {f.name for f in dataclasses.fields(cls)} - {"map_comparison", "maps"}
+        known = {k: d.pop(k) for k in list(d) if k in names}
+        if isinstance(known.get("amplitudes"), dict):
+            known["amplitudes"] = AmplitudeScores(**known["amplitudes"])
+        return cls(**known, map_comparison=d, maps=maps)
+
+    def as_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("maps", "map_comparison") or value is None:
+                continue
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        out.update(self.map_comparison)
+        return out
+
+
+def evaluate(reference: Reference, prediction: Prediction, params) -> PairResult:
+    """All metrics that the pair supports, and the maps for the figures.
 
     Map against map is compared on the grid (:func:`evaluate_maps`); every other pair on the
     reflections the two have in common (:func:`common_reflections`): phases for complex,
@@ -249,7 +308,7 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
     _check_compatible(reference.symmetry, prediction.symmetry, reference.path, prediction.path)
     result["notes"] = []
     if reference.kind == "map" and prediction.kind == "map":
-        return evaluate_maps(reference, prediction, params, result)
+        return PairResult.from_dict(evaluate_maps(reference, prediction, params, result))
     common = common_reflections(reference, prediction, params, result["notes"])
     result.update(n_common=common.n, d_min=float(common.d.min()), d_max=float(common.d.max()))
     extras = {}
@@ -258,7 +317,7 @@ def evaluate(reference: Reference, prediction: Prediction, params) -> dict:
     if prediction.kind in ("complex", "amplitudes", "map"):
         result["amplitudes"] = evaluate_amplitudes(prediction, common, params)
     result["_"] = extras
-    return result
+    return PairResult.from_dict(result)
 
 
 def evaluate_maps(reference: Reference, prediction: Prediction, params, result: dict) -> dict:
@@ -472,18 +531,18 @@ def interatomic_vectors_chunked(reference_structure, sites_frac, tolerance: floa
     }
 
 
-def evaluate_amplitudes(prediction: Prediction, c: CommonReflections, params) -> dict:
+def evaluate_amplitudes(prediction: Prediction, c: CommonReflections, params) -> AmplitudeScores:
     """R factor overall and per shell (on the predicted reflections only, for an extension)."""
     a_ref = np.abs(c.ref)
     a_pred = np.abs(c.f_pred.data().as_numpy_array())
     fit = params.fit_scale or prediction.kind == "map"  # a map has no absolute scale
-    return {
-        "r_factor": r_factor(a_ref, a_pred, mask=c.predicted, fit_scale=fit),
-        "scale_fitted": fit,
-        "restricted_to_predicted": c.predicted is not None,
-        "n": int(c.predicted.sum()) if c.predicted is not None else int(len(a_ref)),
-        "shells": r_factor_by_shell(c.d, a_ref, a_pred, n_bins=params.n_bins, mask=c.predicted, fit_scale=fit),
-    }
+    return AmplitudeScores(
+        r_factor=r_factor(a_ref, a_pred, mask=c.predicted, fit_scale=fit),
+        scale_fitted=fit,
+        restricted_to_predicted=c.predicted is not None,
+        n=int(c.predicted.sum()) if c.predicted is not None else int(len(a_ref)),
+        shells=r_factor_by_shell(c.d, a_ref, a_pred, n_bins=params.n_bins, mask=c.predicted, fit_scale=fit),
+    )
 
 
 def _selection(full, common) -> np.ndarray:

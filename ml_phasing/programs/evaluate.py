@@ -159,8 +159,8 @@ Examples:
                 reference = evaluation.load_reference(self.params, ref_path)
                 self._show_reference(reference)
             prediction = evaluation.load_prediction(path, self.params)
-            r = evaluation.evaluate(reference, prediction, self.params)
-            extra = r.pop("_")
+            pair = evaluation.evaluate(reference, prediction, self.params)
+            r, extra = pair.as_dict(), pair.maps
             if not extras:
                 extras.append(extra)  # the first pair's maps, for the figures; the others are not kept
             if reference.n_hydrogens_removed:
