@@ -78,8 +78,19 @@ def peaks(coefficients, gridding, n_peaks: int, min_distance: float):
         min_cross_distance=min_distance,
         max_clusters=n_peaks,
     )
-    clusters = fft_map.peak_search(parameters=params).all(max_clusters=n_peaks)
+    clusters = _tags(gridding).peak_search(parameters=params, map=fft_map.real_map(direct_access=False))
+    clusters = clusters.all(max_clusters=n_peaks)
     return list(clusters.sites()), list(clusters.heights())
+
+
+def _tags(gridding):
+    """The gridding's symmetry tags, built once per gridding (building them took a third of the
+    time of a peak search on a 30-atom P212121 cell; fft_map.peak_search builds them every call)."""
+    tags = getattr(gridding, "_ml_phasing_tags", None)
+    if tags is None:
+        tags = gridding.tags()
+        gridding._ml_phasing_tags = tags
+    return tags
 
 
 def structure_from_peaks(crystal_symmetry, sites, elements, b_iso: float):
@@ -446,3 +457,64 @@ def _quasi_on_scale(fc):
         return _quasi_e(amp)
     except AssertionError:
         return flex.double(fc.size(), 0.0)
+
+
+def screen(
+    f_obs,
+    start_phases,
+    composition: dict,
+    *,
+    rng: np.random.Generator,
+    e_obs=None,
+    gridding=None,
+    cycles: int = 60,
+    e_min: float = 1.2,
+    omit_fraction: float = 0.3,
+    min_distance: float = 1.0,
+    check_every: int = 10,
+    stop_cc: float = 85.0,
+):
+    """Fast recycling for screening starts (SHELXD's inner loop): E-maps from the strong
+    reflections only (|E| > ``e_min``, about a quarter of them), peak search, random omission,
+    phases from the remaining atoms on those reflections; no refinement. Every ``check_every``
+    cycles the peak model's CC on all data is computed; the best model is kept and the loop stops
+    once CC reaches ``stop_cc``. Returns (best CC, the best model's phases on f_obs's indices).
+
+    100 cycles took 1.2 s for a 30-atom P212121 crystal at 1.0 A (profiled, one core), where one
+    trajectory of :func:`run` (all-reflection maps, refinement every 5 cycles) took 5-7 s."""
+    elements = element_list(composition)
+    n_atoms = len(elements)
+    e_obs = e_obs if e_obs is not None else e_values(f_obs)
+    gridding = gridding or gridding_for(f_obs)
+    cs = f_obs.crystal_symmetry()
+    strong = e_obs.data() > e_min
+    if strong.count(True) < 2 * n_atoms:  # too few strong reflections: the strongest 2N
+        order = flex.sort_permutation(e_obs.data(), reverse=True)
+        strong = flex.bool(e_obs.size(), False).set_selected(order[: min(e_obs.size(), 4 * n_atoms)], True)
+    e_strong, f_strong = e_obs.select(strong), f_obs.select(strong)
+    phases = flex.double(np.asarray(start_phases, dtype=float)).select(strong)
+    weights = flex.double(e_strong.size(), 1.0)
+    best_cc, best_xs = -1.0, None
+    for cycle in range(cycles):
+        coeffs = e_strong.customized_copy(data=flex.polar(e_strong.data() * weights, phases))
+        sites, _ = peaks(coeffs, gridding, n_atoms, min_distance)
+        if not sites:
+            break
+        xs = structure_from_peaks(cs, sites, elements[: len(sites)], 3.0)
+        if (cycle + 1) % check_every == 0 or cycle == cycles - 1:
+            cc = figures_of_merit.figures(f_obs, f_calc_of(xs, f_obs), e_obs=e_obs)["cc"]
+            if cc > best_cc:
+                best_cc, best_xs = cc, xs
+            if cc >= stop_cc:
+                break
+        keep = xs
+        if xs.scatterers().size() > 3:
+            sel = flex.bool(rng.random(xs.scatterers().size()) >= omit_fraction)
+            if sel.count(True) >= 2:
+                keep = xs.select(sel)
+        fc = f_strong.structure_factors_from_scatterers(keep, algorithm="direct").f_calc()
+        phases = flex.arg(fc.data())
+        weights = figures_of_merit.sim_weights(f_strong, fc)
+    if best_xs is None:
+        return -1.0, np.asarray(start_phases, dtype=float)
+    return best_cc, flex.arg(f_calc_of(best_xs, f_obs).data()).as_numpy_array()
