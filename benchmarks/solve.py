@@ -61,53 +61,9 @@ SPACE_GROUPS = ["P1", "P-1", "P21", "C2", "P21/c", "P212121"]
 
 def real_dialanines(n):
     """Dialanine fragments cut from the real PDB files, with their own B (5-40 A^2)."""
-    import gemmi
+    from ml_phasing.sources.peptides import real_dialanines as cut
 
-    from ml_phasing.sources.peptides import (
-        DIALANINE_ATOMS,
-        _centre,
-        _random_rotation,
-        min_image_distance,
-        to_xray_structure,
-    )
-
-    frags = []
-    for path in sorted(glob.glob(os.path.join(REALDATA, "pdb", "*"))):
-        st = gemmi.read_structure(path)
-        st.setup_entities()
-        st.remove_hydrogens()
-        st.remove_ligands_and_waters()
-        st.remove_alternative_conformations()
-        for chain in st[0]:
-            res = list(chain)
-            for a, b in zip(res, res[1:]):
-                try:
-                    if a["C"][0].pos.dist(b["N"][0].pos) > 1.5:
-                        continue
-                except (IndexError, RuntimeError):
-                    continue
-                atoms, bs = [], []
-                for seq, r in ((1, a), (2, b)):
-                    present = {at.name: at for at in r}
-                    if any(x not in present for x in DIALANINE_ATOMS):
-                        break
-                    for x in DIALANINE_ATOMS:
-                        at = present[x]
-                        atoms.append(("ALA", seq, x, at.element.name, np.array(at.pos.tolist())))
-                        bs.append(float(np.clip(at.b_iso, 5, 40)))
-                else:
-                    frags.append((atoms, bs))
-    rng = np.random.default_rng(SEED)
-    out = []
-    for k in rng.permutation(len(frags)):
-        atoms, bs = frags[k]
-        xyz = _centre(atoms, 10.0, _random_rotation(rng))
-        if min_image_distance(xyz, 10.0) < 2.5:
-            continue
-        out.append(to_xray_structure(atoms, xyz, 10.0, bs))
-        if len(out) == n:
-            break
-    return out, 1.5
+    return cut(glob.glob(os.path.join(REALDATA, "pdb", "*")), n, SEED), 1.5
 
 
 def generator_dialanines(n):

@@ -92,12 +92,14 @@ composition = None
 d_min = None
   .type = float(value_min=0.3)
   .help = "Cut the data at this resolution first (A), e.g. to test what extension buys."
-seed = *auto patterson_to_density extend_resolution charge_flipping p1_dual_space random phases
+seed = *auto patterson_to_density extend_resolution charge_flipping patterson p1_dual_space random phases
   .type = choice
   .help = "Where the starts come from. auto: a shipped Patterson-to-density model's \\
            predictions (each grid rotation and both hands) where one serves the cell, \\
-           else ab initio: charge flipping, then P1 dual-space (random phases recycled in P1, \\
-           then the origin consistent with the space group) and random starts in turn. \\
+           else ab initio: charge flipping, then Patterson-seeded (SHELXD-style seeds on \\
+           strong Patterson vectors, their superposition map), P1 dual-space (random phases \\
+           recycled in P1, then the origin consistent with the space group) and random \\
+           starts in turn. patterson: the Patterson-seeded starts alone. \\
            patterson_to_density: \\
            model=; extend_resolution: charge flipping on amplitudes extended by an \\
            extension model, with the free lunch to its resolution; phases: phases.file."

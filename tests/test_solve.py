@@ -396,3 +396,17 @@ def test_patterson_seeded_start_solves_a_p212121_crystal():
     res = engine.solve(f_obs, comp, [first], engine.Settings(connected=False), seed=0, max_starts=1)
     rec = atom_recovery(xs, [sc.site for sc in res.best.structure.scatterers()])
     assert res.solved and rec["fraction_matched"] == 1.0, (res.attempts, rec)
+
+
+def test_seed_patterson_runs_the_patterson_seeded_starts_alone(p21, tmp_path):
+    """seed=patterson: the program's starts are the Patterson-seeded ones, and they solve."""
+    base, xs = p21
+    status = run_cli(
+        Program,
+        [str(base / "p21.mtz"), "composition=C12 O1 N1", "seed=patterson", "engine.max_starts=4",
+         "engine.molecule=False", f"output.prefix={tmp_path}/pat"],
+    )  # fmt: skip
+    assert status == 0
+    summary = json.loads((tmp_path / "pat.json").read_text())
+    assert {s["kind"] for s in summary["starts"]} == {"patterson"}, summary["starts"]
+    assert summary["solved"] is True

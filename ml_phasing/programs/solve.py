@@ -162,10 +162,12 @@ Examples:
             yield from starts.random_starts(f, n, rng)
         elif self.seed_kind == "p1_dual_space":
             yield from starts.p1_starts(f, self.composition, n, rng)
+        elif self.seed_kind == "patterson":
+            yield from starts.patterson_starts(f, self.composition, n, rng)
         elif self.seed_kind == "phases":
             yield self.start_phases
             yield from starts.random_starts(f, n, rng)
-        else:  # ab initio: charge flipping, then P1 dual-space and random starts in turn
+        else:  # ab initio: charge flipping, then Patterson-seeded, P1 dual-space and random starts in turn
             yield from starts.ab_initio_starts(f, self.composition, n, p.random_seed, rng)
 
     def run(self):
