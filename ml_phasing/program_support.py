@@ -94,9 +94,11 @@ class Parser(CCTBXParser):
         from ml_phasing.io import file_formats
 
         print(message, file=self.logger)
-        unused = []
+        unused, data_files = [], []
         for path in file_list:
             kind = file_formats.detect(path)
+            if kind != "phil":
+                data_files.append(path)
             if kind == "pickle":
                 file_formats.refuse_pickle(path)
             if kind == "phil" and hasattr(self.data_manager, "add_phil"):
@@ -121,10 +123,11 @@ class Parser(CCTBXParser):
         print("", file=self.logger)
         # iotbx calls this twice: for the files on the command line, then for the files PHIL
         # keywords name (prediction.file=, phases.file=, ...); keep both, and the command line's
-        # own files in their order (positional_files), which the second call must not replace
+        # own data files (not its .eff/.phil files) in their order (positional_files), which the
+        # second call must not replace
         dm = self.data_manager
         if message == "Processing files:":
-            dm.positional_files = list(file_list)
+            dm.positional_files = data_files
         dm.unrecognised_files = list(getattr(dm, "unrecognised_files", None) or []) + unused
 
 

@@ -279,6 +279,10 @@ def test_positional_files_conflicts_and_counts(data):
     assert res["predictions"][0]["prediction"] == "shifted.mtz"
     _, res = evaluate(data, ref, "prediction.file=shifted.mtz", "--overwrite", "output.prefix=kw")
     assert (res["predictions"][0]["reference"], res["predictions"][0]["prediction"]) == (ref, "shifted.mtz")
+    # a parameter file on the command line is not a data file (CCP4i2 runs "program working.phil")
+    (data / "params.eff").write_text("output.plots = False\n")
+    _, res = evaluate(data, "params.eff", ref, "shifted.mtz", "--overwrite", "output.prefix=eff")
+    assert (res["predictions"][0]["reference"], res["predictions"][0]["prediction"]) == (ref, "shifted.mtz")
 
 
 def test_pairs_by_name_with_unpaired_files(data):

@@ -298,7 +298,7 @@ def test_two_process_ddp(datasets):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["epochs=1"], "train.data.train is required"),
+        (["epochs=1"], "train.data.train (a dataset directory"),
         (["train.data.train=nowhere"], "Not found"),
         (["train.data.train=small"], "needs simulate outputs"),
         (["train.data.train=diala", "model.architecture=xrd_transformer"], "xrd_transformer is for"),
