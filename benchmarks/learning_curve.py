@@ -5,13 +5,15 @@ For each training directory (output.directory of a run made with training/run_pi
 * history.csv: the validation stream's median phase error per epoch (examples made from
   the run's own recipe with random_seed + 7000001), with the run's cumulative CPU-hours and
   examples (columns cpu_hours_total, examples_total, written since these columns exist);
-* snapshots/model_<examples>.pt (the best model after each piece, plus the model the run
-  was fine-tuned from, at 0 new examples): each is run, network only, on the held-out sets of
-  benchmarks/patterson_to_density.py (real PDB fragments and the generator's held-out set).
+* snapshots/model_<examples>.pt (the best model after each piece) and, with --start, the
+  model the runs were fine-tuned from (at 0 new examples): each is run, network only, on the
+  held-out sets of benchmarks/patterson_to_density.py (real PDB fragments and the generator's
+  held-out set).
 
 Prints one table per run and writes a PNG of phase error against CPU-hours.
 
-Run: python benchmarks/learning_curve.py training/dialanine_10A_v2 [more runs] [--n 50] [--png F]
+Run: python benchmarks/learning_curve.py training/dialanine_10A_v2 [more runs] [--start dialanine_10A]
+         [--n 50] [--png F]
 """
 
 import boost_adaptbx.boost.python  # noqa: F401
@@ -54,6 +56,7 @@ def main():
     ap.add_argument("--n", type=int, default=50, help="examples per held-out set")
     ap.add_argument("--recipe", default=os.path.join(p2d_bench.HERE, "..", "phil", "dialanine_10A_simulate.eff"))
     ap.add_argument("--png", default=None)
+    ap.add_argument("--start", default=None, help="the model the runs started from (shipped name or file)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     curves = {}
@@ -73,6 +76,10 @@ def main():
                 glob.glob(os.path.join(run, "snapshots", "model_*.pt")),
                 key=lambda p: int(os.path.basename(p)[6:-3]),
             )
+            if args.start:
+                from ml_phasing.models.model_file import resolve
+
+                snapshots.insert(0, resolve(args.start, "patterson_to_density"))
             points = []
             for snap in snapshots:
                 blob = torch.load(snap, weights_only=True)
