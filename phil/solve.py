@@ -58,6 +58,12 @@ solved {
   max_r1 = 0.15
     .type = float(value_min=0, value_max=1)
     .help = "... and R1 is at most this. Calibrated in benchmarks/solve.py (docs/solve.md)."
+  min_heavy_ratio = 3.0
+    .type = float(value_min=0)
+    .help = "... and, where the model has atoms from Na on (Cl, Br, S, ...), R1 of those atoms \
+             alone is at least this many times the full model's R1: the light atoms must \
+             explain the data well beyond the heavy ones (right models read 7-17, half-right \
+             ones 2-2.5; docs/solve.md). 0 switches the check off."
 }
 """
 

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml_phasing import worker_pool
-from ml_phasing.phasing import dual_space
+from ml_phasing.phasing import dual_space, figures_of_merit
 
 # Calibrated on held-out data (benchmarks/solve.py; docs/solve.md).
 SOLVED_MIN_CC = 97.0
 SOLVED_MAX_R1 = 0.15
+SOLVED_MIN_HEAVY_RATIO = 3.0  # figures_of_merit.heavy_atom_ratio, where the model has heavy atoms
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Settings:
     d_min_extend: float | None = None
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
+    min_heavy_ratio: float = SOLVED_MIN_HEAVY_RATIO
     connected: bool = False  # a molecule: every atom bonded (repair isolated atoms)
     restraints_weight: float = 0.0  # geometry restraints in completion refinements; 0 = none
     polish_rounds: int = 12  # single-atom difference-map moves after completion; 0 = none
@@ -53,7 +55,11 @@ class Result:
 
 
 def is_solved(figures: dict, settings: Settings) -> bool:
-    return figures.get("cc", 0.0) >= settings.min_cc and figures["r1"] <= settings.max_r1
+    """CC >= min_cc and R1 <= max_r1, and, where the model has heavy atoms, the light atoms
+    must explain the data well beyond the heavy atoms alone (heavy_ratio >= min_heavy_ratio)."""
+    ratio = figures.get("heavy_ratio")
+    heavy_ok = ratio is None or ratio >= settings.min_heavy_ratio
+    return figures.get("cc", 0.0) >= settings.min_cc and figures["r1"] <= settings.max_r1 and heavy_ok
 
 
 def _score(figures: dict):
@@ -152,6 +158,10 @@ def solve(
 
     def record(index, start, tr, seconds):
         nonlocal best, best_start, solved
+        if tr.figures.get("cc", 0.0) >= settings.min_cc and tr.figures["r1"] <= settings.max_r1:
+            ratio = figures_of_merit.heavy_atom_ratio(f_obs, tr.structure, tr.figures["r1"])
+            if ratio is not None:
+                tr.figures["heavy_ratio"] = ratio
         ok = is_solved(tr.figures, settings)
         attempts.append(
             {

@@ -41,6 +41,23 @@ def figures(f_obs, f_calc, e_obs=None) -> dict:
     return out
 
 
+def heavy_atom_ratio(f_obs, xs, r1: float, min_z: int = 11) -> float | None:
+    """R1 of the model's heavy atoms alone (atomic number >= ``min_z``: Na and beyond, so Cl,
+    Br, S, P...) over the full model's R1; None when the model has no heavy atom or nothing
+    else. Heavy atoms dominate the intensities: a model with them right and the light atoms
+    half wrong reaches CC >= 97 and R1 <= 0.15, but explains little more than the heavy atoms
+    alone do. Calibration (exact data, 1.5 A, benchmarks' extension recipes): right models
+    read 7-17, models with 48-83 % of the atoms right 1.9-2.5, one with 92 % right 5.2."""
+    from cctbx.array_family import flex as _flex
+    from cctbx.eltbx import tiny_pse
+
+    heavy = _flex.bool([tiny_pse.table(sc.scattering_type).atomic_number() >= min_z for sc in xs.scatterers()])
+    if heavy.count(True) in (0, heavy.size()) or r1 <= 0:
+        return None
+    f_heavy = xs.select(heavy).structure_factors(d_min=f_obs.d_min(), algorithm="direct").f_calc()
+    return figures(f_obs, f_heavy)["r1"] / r1
+
+
 def _normalise(f_calc, f_obs):
     from ml_phasing.examples.observables import _quasi_e
 
