@@ -240,6 +240,25 @@ class LogFile:
         self.handle.close()
 
 
+def refuse_existing(paths, overwrite: bool) -> None:
+    """A Sorry naming the outputs that exist already, unless --overwrite: a second run on the
+    same prefix replaces nothing."""
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not overwrite:
+        raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+
+
+def print_input(info: dict, out) -> None:
+    """The reflections a program read (reflection_io's description) and the notes on them."""
+    print(
+        f"Read {info['n_reflections']} reflections from {info['file']} ({info['labels']}"
+        f"{', French-Wilson' if info['intensities_converted'] else ''}), {info['space_group']}, "
+        f"cell {tuple(info['unit_cell'])}, d_min {info['d_min']:.2f} A",
+        file=out,
+    )
+    print_notes(info["notes"], out)
+
+
 def print_notes(notes, out) -> None:
     """What a program changed without being asked in so many words, one 'Note:' line each."""
     for note in notes:

@@ -15,7 +15,15 @@ from ml_phasing import plots
 from ml_phasing.metrics import evaluation
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.evaluate import phil_str
-from ml_phasing.program_support import ResultsMixin, jsonable, log_header, logged, print_notes, progress
+from ml_phasing.program_support import (
+    jsonable,
+    log_header,
+    logged,
+    print_notes,
+    progress,
+    refuse_existing,
+    ResultsMixin,
+)
 from ml_phasing.citations import scope as citation_scope
 from ml_phasing.version import __version__
 
@@ -140,10 +148,7 @@ Examples:
         self.paths = [pred for _, pred in self.pairs]
         self.prefix = self.params.output.prefix or "evaluate"
         outputs = [f"{self.prefix}.json", f"{self.prefix}_shells.csv", f"{self.prefix}_pairs.csv"]
-        if not self.params.output.overwrite:
-            existing = [p for p in outputs if os.path.exists(p)]
-            if existing:
-                raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+        refuse_existing(outputs, self.params.output.overwrite)
 
     def run(self):
         with logged(self, f"{self.prefix}.log"):

@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 from libtbx.program_template import ProgramTemplate
-from libtbx.utils import Sorry
 
 from ml_phasing.io import map_io
 from ml_phasing.io import reflection_io
@@ -16,13 +15,14 @@ from ml_phasing.io import shelx_io
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.extend_resolution import phil_str
 from ml_phasing.program_support import (
-    observed_amplitudes,
-    ResultsMixin,
     input_file,
     log_header,
     logged,
+    observed_amplitudes,
     print_notes,
+    refuse_existing,
     resolve_device,
+    ResultsMixin,
     symmetry_from_params,
 )
 from ml_phasing.citations import scope as citation_scope
@@ -84,10 +84,7 @@ Examples:
             from ml_phasing.phasing.solution import SUFFIXES
 
             outs += [f"{self.prefix}_solve{s}" for s in SUFFIXES]
-        if not self.params.output.overwrite and any(os.path.exists(p) for p in outs):
-            raise Sorry(
-                f"{', '.join(p for p in outs if os.path.exists(p))} exist; add --overwrite or choose output.prefix."
-            )
+        refuse_existing(outs, self.params.output.overwrite)
         self.device = resolve_device(self.params.device)
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)

@@ -15,13 +15,14 @@ from ml_phasing.citations import scope as citation_scope
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.interpret import phil_str
 from ml_phasing.program_support import (
-    ResultsMixin,
     input_file,
     log_header,
     logged,
     observed_amplitudes,
-    print_notes,
+    print_input,
+    refuse_existing,
     resolve_device,
+    ResultsMixin,
     symmetry_from_params,
 )
 from ml_phasing.version import __version__
@@ -151,10 +152,7 @@ Examples:
         else:
             self.outputs = [f"{p}.mtz", f"{p}_attention.png"]
         self.outputs.append(f"{p}.json")
-        if not self.params.output.overwrite:
-            existing = [f for f in self.outputs if os.path.exists(f)]
-            if existing:
-                raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+        refuse_existing(self.outputs, self.params.output.overwrite)
 
     def run(self):
         with logged(self, f"{self.prefix}.log"):
@@ -166,14 +164,7 @@ Examples:
         torch.manual_seed(self.params.random_seed)
         log_header(self, self.params.random_seed, self.device)
         out = self.logger
-        i = self.input_info
-        print(
-            f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
-            f"{', French-Wilson' if i['intensities_converted'] else ''}), {i['space_group']}, "
-            f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A",
-            file=out,
-        )
-        print_notes(i["notes"], out)
+        print_input(self.input_info, out)
         m = self.bundle.info
         print(f"Model {self.model_path}: {m['architecture']} ({m['task']}), layer {self.layer}", file=out)
         t0 = time.time()

@@ -17,13 +17,14 @@ from ml_phasing.io import map_io
 from ml_phasing.io.atomic_io import write_text
 from ml_phasing.phil.patterson_to_density import phil_str
 from ml_phasing.program_support import (
-    observed_amplitudes,
-    ResultsMixin,
     input_file,
     log_header,
     logged,
-    print_notes,
+    observed_amplitudes,
+    print_input,
+    refuse_existing,
     resolve_device,
+    ResultsMixin,
     symmetry_from_params,
 )
 from ml_phasing.citations import scope as citation_scope
@@ -90,10 +91,7 @@ Examples:
             from ml_phasing.phasing.solution import SUFFIXES
 
             self.outputs += [f"{self.prefix}_solve{s}" for s in SUFFIXES]
-        if not self.params.output.overwrite:
-            existing = [p for p in self.outputs if os.path.exists(p)]
-            if existing:
-                raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+        refuse_existing(self.outputs, self.params.output.overwrite)
         self.device = resolve_device(self.params.device)
         # Read and check everything before any output is written.
         sym = symmetry_from_params(self.params.symmetry)
@@ -121,14 +119,7 @@ Examples:
         torch.manual_seed(self.params.random_seed)
         log_header(self, self.params.random_seed, self.device)
         out = self.logger
-        i = self.input_info
-        print(
-            f"Read {i['n_reflections']} reflections from {i['file']} ({i['labels']}"
-            f"{', French-Wilson' if i['intensities_converted'] else ''}), {i['space_group']}, "
-            f"cell {tuple(i['unit_cell'])}, d_min {i['d_min']:.2f} A",
-            file=out,
-        )
-        print_notes(i["notes"], out)
+        print_input(self.input_info, out)
         m = self.bundle.info
         print(
             f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "

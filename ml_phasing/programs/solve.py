@@ -16,13 +16,14 @@ from ml_phasing.phasing import composition as comp_mod
 from ml_phasing.phasing import starts
 from ml_phasing.phil.solve import phil_str
 from ml_phasing.program_support import (
-    observed_amplitudes,
-    ResultsMixin,
     input_file,
     log_header,
     logged,
+    observed_amplitudes,
     print_notes,
+    refuse_existing,
     resolve_device,
+    ResultsMixin,
     symmetry_from_params,
 )
 from ml_phasing.version import __version__
@@ -76,10 +77,7 @@ Examples:
         stem = os.path.splitext(os.path.basename(path))[0]
         self.prefix = p.output.prefix or f"{stem}_solve"
         self.outputs = [f"{self.prefix}{s}" for s in (".res", ".cif", ".pdb", ".mtz", "_map.ccp4", ".json")]
-        if not p.output.overwrite:
-            existing = [x for x in self.outputs + [f"{self.prefix}.log"] if os.path.exists(x)]
-            if existing:
-                raise Sorry(f"{', '.join(existing)} exist; add --overwrite or choose output.prefix.")
+        refuse_existing(self.outputs + [f"{self.prefix}.log"], p.output.overwrite)
         self.device = resolve_device(p.device)
         sym = symmetry_from_params(p.symmetry)
         self.f_obs, self.input_info = observed_amplitudes(self, path, p.input.labels, sym)
