@@ -44,6 +44,12 @@ train {
     validation_examples = 500
       .type = int(value_min=1)
       .help = "With simulate= and no validation=: held-out examples made from the recipe."
+    norm_calibration_examples = 512
+      .type = int(value_min=0)
+      .help = "Recycling models with batch normalisation keep statistics per pass. Before each \
+               validation and in the model file they are re-estimated on this many training \
+               examples (fresh ones from random_seed + 9000001 with simulate=), pass by pass as \
+               inference runs: no moving-average lag. 0: keep the moving averages."
   }
   model {
     include scope ml_phasing.phil.model.phil_scope

@@ -140,3 +140,38 @@ def test_a_model_widened_for_recycling_starts_as_the_old_one(tmp_path):
     np.testing.assert_allclose(recycled.predict_maps(new, grid), plain.predict_maps(old, grid), atol=1e-6)
     with pytest.raises(Sorry, match="does not fit"):
         load_widened(old, new.state_dict())
+
+
+def test_per_pass_batch_norm_statistics_reproduce_batch_statistics_in_evaluation():
+    """A recycling network's inputs differ from pass to pass, so each pass keeps its own
+    batch-norm statistics (PassBatchNorm3d). Calibrated on a batch, evaluation mode gives what
+    training mode (that batch's own statistics at every pass) gives; one shared set does not.
+    A state dict from before per-pass statistics loads, every pass starting from its one set."""
+    from ml_phasing.models import PattersonResNet
+    from ml_phasing.training.loop import calibrate_pass_statistics
+
+    torch.manual_seed(3)
+    kwargs = dict(in_channels=2, out_channels=1, stem_channels=3, channels=4, n_blocks=1, norm_passes=3)
+    net = PattersonResNet(**kwargs)
+    task = tasks.PattersonToDensity(dict(_patterson_config(2), recycling_passes=3, in_channels=2))
+    x = torch.from_numpy(np.random.default_rng(4).standard_normal((6, 1, 20, 20, 20)).astype(np.float32))
+    with torch.no_grad():
+        net.train()
+        for _ in range(3):  # give the second input channel weight, as training does
+            net.encoder[0][0].weight[:, 1] = 0.5
+        batch_stats = task.apply_passes(net, x, 3)
+        calibrate_pass_statistics(net, task, [x])
+        assert not net.training
+        calibrated = float((task.apply_passes(net, x, 3) - batch_stats).abs().max())
+        assert calibrated < 0.02, calibrated  # unbiased running variance against the biased one
+        shared = PattersonResNet(**dict(kwargs, norm_passes=1))
+        shared_state = {k: v for k, v in net.state_dict().items() if "pass_running" not in k}
+        shared.load_state_dict(shared_state)
+        shared.eval()
+        one_set = float((task.apply_passes(shared, x, 3) - batch_stats).abs().max())
+        assert one_set > 10 * calibrated
+        fresh = PattersonResNet(**kwargs)
+        fresh.load_state_dict(shared_state)  # no per-pass statistics in it
+        bn = fresh.encoder[0][1]
+        for p in range(3):
+            assert torch.equal(bn.pass_running_mean[p], bn.running_mean)

@@ -215,6 +215,10 @@ def test_recycling_trains_and_predicts(datasets):
     )
     blob = torch.load(res["model_file"], weights_only=True)
     assert blob["task_config"]["recycling_passes"] == 3 and blob["model_kwargs"]["in_channels"] == 2
+    # batch-norm statistics per pass, re-estimated before validation and kept in the model file
+    assert blob["model_kwargs"]["norm_passes"] == 3
+    stats = blob["state_dict"]["encoder.0.1.pass_running_var"]
+    assert stats.shape[0] == 3 and not torch.allclose(stats[0], stats[1])
     assert_clean_exit(
         run_script(
             "ml_phasing.simulate",

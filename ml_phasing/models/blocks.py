@@ -6,9 +6,66 @@ import torch
 from torch import nn
 
 
-def norm3d(kind: str, channels: int) -> nn.Module:
+class PassBatchNorm3d(nn.BatchNorm3d):
+    """Batch normalisation with running statistics for each recycling pass.
+
+    A recycling network sees different inputs on each pass (a zero estimate first, then
+    better ones), so one set of running statistics fits none of them: in evaluation such a
+    model read an MSE 3.5 times the one it reached with batch statistics (the dialanine
+    recycling model, 96 held-out examples). Here pass ``pass_index`` trains and uses its own
+    mean and variance (as Cooijmans et al. 2017, recurrent batch normalisation, keep one set
+    per time step); the affine weights are shared. :func:`set_recycling_pass` sets the pass.
+    A state dict without per-pass statistics (a model trained before them) fills every
+    pass with its one set.
+
+    Examples::
+
+        >>> bn = PassBatchNorm3d(2, passes=3)
+        >>> bn.pass_running_mean.shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, channels: int, passes: int):
+        super().__init__(channels)
+        self.passes = int(passes)
+        self.register_buffer("pass_running_mean", torch.zeros(self.passes, channels))
+        self.register_buffer("pass_running_var", torch.ones(self.passes, channels))
+        self.pass_index = 0
+
+    def forward(self, x):
+        i = min(self.pass_index, self.passes - 1)
+        return nn.functional.batch_norm(
+            x,
+            self.pass_running_mean[i],
+            self.pass_running_var[i],
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum if self.momentum is not None else 0.1,
+            self.eps,
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name, shared in (("pass_running_mean", "running_mean"), ("pass_running_var", "running_var")):
+            if prefix + name not in state_dict and prefix + shared in state_dict:
+                state_dict[prefix + name] = state_dict[prefix + shared].unsqueeze(0).repeat(self.passes, 1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def set_recycling_pass(model: nn.Module, index: int) -> None:
+    """Make every :class:`PassBatchNorm3d` of ``model`` use pass ``index`` (0 = first)."""
+    for module in model.modules():
+        if isinstance(module, PassBatchNorm3d):
+            module.pass_index = index
+
+
+def has_pass_norms(model: nn.Module) -> bool:
+    return any(isinstance(module, PassBatchNorm3d) for module in model.modules())
+
+
+def norm3d(kind: str, channels: int, passes: int = 1) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm3d(channels)
+        return PassBatchNorm3d(channels, passes) if passes > 1 else nn.BatchNorm3d(channels)
     if kind == "instance":
         return nn.InstanceNorm3d(channels, affine=True)
     if kind == "none":
@@ -27,11 +84,12 @@ class ConvNormAct(nn.Sequential):
         norm: str = "batch",
         padding_mode: str = "zeros",
         activation: bool = True,
+        norm_passes: int = 1,
     ):
         layers = [
             nn.Conv3d(cin, cout, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode, bias=norm == "none")
         ]
-        layers.append(norm3d(norm, cout))
+        layers.append(norm3d(norm, cout, norm_passes))
         if activation:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)

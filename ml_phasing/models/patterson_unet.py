@@ -28,14 +28,14 @@ class SqueezeExcitation(nn.Module):
 
 
 class ResSEBlock(nn.Module):
-    def __init__(self, channels: int, kernel_size: int, norm: str, se_reduction: int):
+    def __init__(self, channels: int, kernel_size: int, norm: str, se_reduction: int, norm_passes: int = 1):
         super().__init__()
-        self.conv1 = ConvNormAct(channels, channels, kernel_size, norm, "circular")
+        self.conv1 = ConvNormAct(channels, channels, kernel_size, norm, "circular", norm_passes=norm_passes)
         self.conv2 = nn.Sequential(
             nn.Conv3d(
                 channels, channels, kernel_size, padding=kernel_size // 2, padding_mode="circular", bias=norm == "none"
             ),
-            norm3d(norm, channels),
+            norm3d(norm, channels, norm_passes),
         )
         self.se = SqueezeExcitation(channels, se_reduction)
         self.act = nn.ReLU(inplace=True)
@@ -58,6 +58,8 @@ class PattersonResNet(nn.Module):
         se_reduction: squeeze-excitation reduction (paper 2).
         norm: "batch", "instance" or "none".
         out_activation: "tanh" (paper) or "none".
+        norm_passes: recycling passes with their own batch-norm statistics
+            (:class:`~ml_phasing.models.blocks.PassBatchNorm3d`); 1 without recycling.
 
     Shape: (batch, in_channels, nx, ny, nz) -> (batch, out_channels, nx, ny, nz); each n even.
     All convolutions use circular padding: the maps are periodic.
@@ -82,17 +84,20 @@ class PattersonResNet(nn.Module):
         se_reduction: int = 2,
         norm: str = "batch",
         out_activation: str = "tanh",
+        norm_passes: int = 1,
     ):
         super().__init__()
         self.encoder = nn.Sequential(
-            ConvNormAct(in_channels, stem_channels, kernel_size, norm, "circular"),
-            ConvNormAct(stem_channels, channels, kernel_size, norm, "circular"),
+            ConvNormAct(in_channels, stem_channels, kernel_size, norm, "circular", norm_passes=norm_passes),
+            ConvNormAct(stem_channels, channels, kernel_size, norm, "circular", norm_passes=norm_passes),
             nn.MaxPool3d(2),
         )
-        self.trunk = nn.Sequential(*[ResSEBlock(channels, kernel_size, norm, se_reduction) for _ in range(n_blocks)])
+        self.trunk = nn.Sequential(
+            *[ResSEBlock(channels, kernel_size, norm, se_reduction, norm_passes) for _ in range(n_blocks)]
+        )
         self.decoder = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
-            ConvNormAct(channels, stem_channels, decoder_kernel_size, norm, "circular"),
+            ConvNormAct(channels, stem_channels, decoder_kernel_size, norm, "circular", norm_passes=norm_passes),
             nn.Conv3d(
                 stem_channels,
                 out_channels,

@@ -166,11 +166,15 @@ class PattersonToDensity(MapTask):
         """The network's output after ``passes`` passes (recycling; gradients through the last)."""
         if self.passes <= 1:
             return self.apply(model, x)
+        from ml_phasing.models.blocks import set_recycling_pass
+
         crop = (..., slice(0, x.shape[2]), slice(0, x.shape[3]), slice(0, x.shape[4]))
         estimate = torch.zeros_like(x)
         with torch.no_grad():
-            for _ in range(passes - 1):
+            for i in range(passes - 1):
+                set_recycling_pass(model, i)
                 estimate = impose_amplitudes(self.apply(model, torch.cat([x, estimate], 1))[crop], x)
+        set_recycling_pass(model, passes - 1)
         return self.apply(model, torch.cat([x, estimate], 1))
 
     def forward(self, model, batch):

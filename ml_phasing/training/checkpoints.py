@@ -84,10 +84,15 @@ def load_checkpoint(trainer) -> int:
     if not os.path.exists(path):
         raise Sorry(f"resume=True but there is no checkpoint {path}.")
     try:
-        state = torch.load(path, map_location=trainer.device, weights_only=True)
+        # on the CPU: RNG states must be CPU tensors; load_state_dict moves weights to the device
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
         raise Sorry(f"Cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
-    if state["architecture"] != trainer.arch or state["model_kwargs"] != trainer.kwargs:
+
+    def same(kwargs):  # norm_passes may be new: a checkpoint without it loads (PassBatchNorm3d)
+        return {k: v for k, v in kwargs.items() if k != "norm_passes"}
+
+    if state["architecture"] != trainer.arch or same(state["model_kwargs"]) != same(trainer.kwargs):
         raise Sorry(
             f"{path} was made with another model ({state['architecture']} {state['model_kwargs']}); "
             "use the same parameters to resume, or another output.directory."

@@ -22,9 +22,11 @@ from ml_phasing.training.checkpoints import checkpoint_path, load_checkpoint, sa
 from ml_phasing.training.distributed import batches_for_epoch, init_distributed
 from ml_phasing.training.history import write_history
 
-COMPUTE_ZERO = {"cpu_hours": 0.0, "wall_hours": 0.0, "examples_seen": 0}
+COMPUTE_ZERO = {"cpu_hours": 0.0, "wall_hours": 0.0, "gpu_hours": 0.0, "examples_seen": 0}
 # the validation stream of an on-the-fly run: random_seed + this (the benchmarks' held-out sets use 1_000_003)
 VALIDATION_SEED_OFFSET = 7_000_001
+# the stream that re-estimates per-pass batch-norm statistics (PassBatchNorm3d)
+NORM_CALIBRATION_SEED_OFFSET = 9_000_001
 
 
 class TaskDataset(torch.utils.data.Dataset):
@@ -194,6 +196,9 @@ class Trainer:
                     )
         else:
             self.arch, self.kwargs = model_kwargs(params, self.t.task, config)
+        passes = config.get("recycling_passes", 1)
+        if passes > 1 and self.arch == "patterson_unet" and self.kwargs.get("norm") == "batch":
+            self.kwargs["norm_passes"] = config["recycling_passes"]  # statistics per pass (PassBatchNorm3d)
         config["pad_multiple"] = pad_multiple(self.arch, self.kwargs)
         self.task_config = config
         self.task = tasks.make_task(self.t.task, config)
@@ -219,6 +224,7 @@ class Trainer:
                 raise Sorry(f"The dataset has {n} examples: too few to hold out a validation set.")
             self.val_base = self.train_base
             train_idx, val_idx = list(range(n - n_val)), list(range(n - n_val, n))
+        self.calibration = self._calibration_set(task_cls, tokens, train_idx)
         self.train_data = TaskDataset(self.train_base, self.task, train_idx)
         self.val_data = TaskDataset(self.val_base, self.task, val_idx)
         self.train_keys = [self.task.shape_key(self.train_base.meta(j), self.train_base, j) for j in train_idx]
@@ -244,6 +250,8 @@ class Trainer:
                 if any(name.startswith(prefix) for prefix in self.t.freeze):
                     p.requires_grad_(False)
         self.model.to(self.device)
+        if str(self.device).startswith("cuda"):
+            torch.backends.cudnn.benchmark = True  # one grid shape: cuDNN picks its fastest kernels once
         self.net = self.model
         if self.dist.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
@@ -274,6 +282,35 @@ class Trainer:
         self.step = 0
 
     # ------------------------------------------------------------------ helpers
+    def _calibration_set(self, task_cls, tokens, train_idx):
+        """Examples that re-estimate per-pass batch-norm statistics (None where unused)."""
+        n = self.t.data.norm_calibration_examples
+        if not n or self.kwargs.get("norm_passes", 1) <= 1:
+            return None
+        if self.t.data.simulate:
+            from ml_phasing.dataset import GeneratedDataset
+
+            base = GeneratedDataset(
+                self.t.data.simulate,
+                n,
+                task_cls.dataset_fields(tokens),
+                self.seed + NORM_CALIBRATION_SEED_OFFSET,
+                materialise=True,
+            )
+            return TaskDataset(base, self.task, range(n))
+        return TaskDataset(self.train_base, self.task, train_idx[:n])
+
+    def calibrate_norms(self):
+        """Re-estimate the per-pass batch-norm statistics on the calibration set."""
+        if self.calibration is None:
+            return
+        n = len(self.calibration)
+        batches = [
+            self._to_device(self.task.collate([self.calibration[i] for i in range(s, min(s + 64, n))]))
+            for s in range(0, n, 64)
+        ]
+        calibrate_pass_statistics(self.model, self.task, [b["x"] for b in batches])
+
     def n_parameters(self):
         return sum(p.numel() for p in self.model.parameters())
 
@@ -363,6 +400,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self):
+        self.calibrate_norms()
         self.net.eval()
         loader, _ = self._loader(self.val_data, self.val_keys, 0, shuffle=False)
         total, count, rows = 0.0, 0, []
@@ -419,6 +457,7 @@ class Trainer:
                 "examples_per_second": round(seen / train_seconds, 2) if train_seconds > 0 else None,
                 # the model's whole compute so far (earlier pieces and the model it was tuned from)
                 "cpu_hours_total": round(self.compute["cpu_hours"], 4),
+                "gpu_hours_total": round(self.compute["gpu_hours"], 4),
                 "examples_total": self.compute["examples_seen"],
             }
             self.history.append(row)
@@ -472,11 +511,14 @@ class Trainer:
 
     def _add_compute(self, clock, examples: int):
         """Add the CPU time (this process and its finished workers; times the number of processes
-        under DDP), the wall time and the examples seen (all processes: ``train_epoch`` sums
-        them) since ``clock``; returns the new clock."""
+        under DDP), the wall time, the GPU time (wall time times the number of GPUs, where the
+        device is one) and the examples seen (all processes: ``train_epoch`` sums them) since
+        ``clock``; returns the new clock."""
         cpu, wall = cpu_seconds(), time.time()
         self.compute["cpu_hours"] += (cpu - clock[0]) * self.dist.world / 3600.0
         self.compute["wall_hours"] += (wall - clock[1]) / 3600.0
+        if str(self.device).startswith("cuda"):
+            self.compute["gpu_hours"] += (wall - clock[1]) * self.dist.world / 3600.0
         self.compute["examples_seen"] += int(examples)
         return cpu, wall
 
@@ -496,6 +538,39 @@ def cpu_seconds() -> float:
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+@torch.no_grad()
+def calibrate_pass_statistics(model, task, inputs) -> None:
+    """Set every pass's batch-norm statistics (PassBatchNorm3d) to their exact averages over
+    ``inputs`` (network input batches), pass by pass: pass i's statistics come from the
+    estimates that passes 0..i-1, already calibrated, make in evaluation mode, as inference
+    runs them. Leaves the model in evaluation mode."""
+    from ml_phasing.models.blocks import PassBatchNorm3d, set_recycling_pass
+    from ml_phasing.tasks.maps import impose_amplitudes
+
+    norms = [m for m in model.modules() if isinstance(m, PassBatchNorm3d)]
+    estimates = [torch.zeros_like(x) for x in inputs]
+    for p in range(task.passes):
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.pass_running_mean[p].zero_()
+            m.pass_running_var[p].zero_()
+        # cumulative average: batch b enters with weight 1/(b+1)
+        model.train()
+        set_recycling_pass(model, p)
+        for b, (x, estimate) in enumerate(zip(inputs, estimates)):
+            for m in norms:
+                m.momentum = 1.0 / (b + 1)
+            task.apply(model, torch.cat([x, estimate], 1))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.eval()
+        estimates = [
+            impose_amplitudes(task.apply(model, torch.cat([x, e], 1))[..., : x.shape[2], : x.shape[3], : x.shape[4]], x)
+            for x, e in zip(inputs, estimates)
+        ]
+    model.eval()
 
 
 def load_widened(model, state: dict) -> None:
