@@ -163,6 +163,14 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
     return observables.density_map(f_complex, gridding)
 
 
+def default_refinement_cycles(bundle) -> int:
+    """Charge-flipping cycles after the network when the user sets none (refinement.cycles=Auto):
+    none after a recycling model, whose passes impose the observed amplitudes already (20
+    cycles after them made the dialanine model worse on real fragments, 22.3 -> 28.3 deg), 20
+    after a model without recycling (49 -> 44 deg for the first dialanine model)."""
+    return 0 if bundle.task.passes > 1 else 20
+
+
 def predict(
     bundle,
     f_obs,

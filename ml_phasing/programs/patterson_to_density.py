@@ -9,6 +9,7 @@ import time
 import numpy as np
 from cctbx import miller
 from cctbx.array_family import flex
+from libtbx import Auto
 from libtbx.program_template import ProgramTemplate
 from libtbx.utils import Sorry
 
@@ -44,8 +45,9 @@ The amplitudes (or intensities, converted by French-Wilson) are expanded to P1,
 their Patterson map is computed on the model's grid exactly as in training, the
 network predicts the density, the origin most consistent with the space group is
 found and the density's structure factors are symmetrised, and figures of merit
-come from Sim weighting. Optional charge-flipping cycles (refinement.cycles)
-start from these phases.
+come from Sim weighting. Charge-flipping cycles (refinement.cycles) can start from
+these phases: by default none after a model with recycling (the shipped ones), whose
+passes impose the observed amplitudes already, and 20 after a model without.
 
 Without model= the model shipped with the package is used (dialanine in 10 A P1
 cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model
@@ -98,6 +100,8 @@ Examples:
         self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)
         self.bundle = model_file.load_bundle(self.model_path, task="patterson_to_density", device=self.device)
         self.bundle.check_supported(self.f_obs)
+        if self.params.refinement.cycles is Auto:
+            self.params.refinement.cycles = density_prediction.default_refinement_cycles(self.bundle)
         if self.params.solve:
             from ml_phasing.phasing import composition
 
