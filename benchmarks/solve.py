@@ -11,7 +11,8 @@ Sets (never trained on; the truth is known):
                   heavy atoms dominate the scattering)
 
 Rows:
-  network         the shipped model's default prediction (24 rotations + 20 charge-flipping cycles)
+  network         the shipped model's default prediction (24 rotations; charge-flipping cycles as
+                  refinement.cycles=Auto sets them: none after a recycling model)
   network+engine  the engine as ml_phasing.solve runs it: the model's starts and random starts in turn
   engine_random   the engine from random phases only (the classical baseline)
   engine_ab_initio  (random sets) the default ab initio mix of ml_phasing.solve: charge flipping,
@@ -196,7 +197,8 @@ def main():
             bundle = models[name.split("_")[0]] if peptide else None
             if peptide:
                 t0 = time.time()
-                r = density_prediction.predict(bundle, f_obs, refinement_cycles=20, rotations=24)
+                cycles = density_prediction.default_refinement_cycles(bundle)  # as the program runs it
+                r = density_prediction.predict(bundle, f_obs, refinement_cycles=cycles, rotations=24)
                 rows["network"].append({**judge(xs, f_true, r["phases"]), "seconds": time.time() - t0})
                 t0 = time.time()
                 res = engine.solve(

@@ -19,11 +19,11 @@ refinement {
   cycles = Auto
     .type = int(value_min=0)
     .help = "Charge-flipping cycles (smtbx) started from the network's phases, imposing \\
-             the observed amplitudes; 0 turns them off. Auto: 0 for a model with recycling \\
-             (its passes impose the observed amplitudes already; 20 cycles after them \\
-             raised the dialanine model's median phase error on real fragments from 22 to \\
-             28 deg), 20 for a model without (49 to 44 deg for the first dialanine model; \\
-             benchmarks/patterson_to_density.py, docs/models.md)."
+             the observed amplitudes; 0 turns them off. Auto: what the model's benchmark \\
+             chose, 0 after the shipped dialanine model (20 cycles after it raised the \\
+             median phase error on real fragments from 22 to 28 deg) and 20 after the \\
+             dipeptide model (65 to 52 deg); 20 after any other model \\
+             (benchmarks/patterson_to_density.py, docs/models.md)."
 }
 ensemble {
   rotations = 24

@@ -53,7 +53,7 @@ def test_main_job_with_no_other_argument(data):
         assert (data / name).stat().st_size > 0
     summary = json.loads((data / "data_p2d.json").read_text())
     assert summary["grid"] == [20, 20, 20] and 0 <= summary["mean_fom"] <= 1
-    # refinement.cycles=Auto: no charge flipping after the shipped model, which recycles
+    # refinement.cycles=Auto: no charge flipping after the shipped dialanine model
     assert summary["refinement_cycles"] == 0 and summary["model"]["task_config"]["recycling_passes"] == 3
     log = (data / "data_p2d.log").read_text()
     assert "random_seed: 0" in log and "device: cpu" in log
@@ -110,14 +110,16 @@ def test_evaluate_against_truth(data):
     assert_clean_exit(proc)
     r = json.loads((data / "evaluate_result.json").read_text())["predictions"][0]
     assert r["phases"]["overall"]["f_weighted_phase_error"] < 80  # random phases read ~90
-    # a model without recycling still gets 20 charge-flipping cycles by default
-    from ml_phasing.models.model_file import load_bundle
+    # the dipeptide model, and a model file of one's own, get 20 charge-flipping cycles by default
+    import shutil
+
+    from ml_phasing.models.model_file import load_bundle, shipped_models
     from ml_phasing.prediction.density_prediction import default_refinement_cycles
 
-    bundle = load_bundle(DEFAULT_MODEL, task="patterson_to_density")
-    assert default_refinement_cycles(bundle) == 0
-    bundle.task.config["recycling_passes"] = 1
-    assert default_refinement_cycles(bundle) == 20
+    assert default_refinement_cycles(load_bundle(DEFAULT_MODEL, task="patterson_to_density")) == 0
+    assert default_refinement_cycles(load_bundle(shipped_models()["dipeptide_12A"])) == 20
+    shutil.copy(DEFAULT_MODEL, data / "mine.pt")
+    assert default_refinement_cycles(load_bundle(str(data / "mine.pt"))) == 20
 
 
 def test_space_group_data_are_expanded_and_symmetrised(tmp_path):

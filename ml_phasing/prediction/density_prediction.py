@@ -165,10 +165,11 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
 
 def default_refinement_cycles(bundle) -> int:
     """Charge-flipping cycles after the network when the user sets none (refinement.cycles=Auto):
-    none after a recycling model, whose passes impose the observed amplitudes already (20
-    cycles after them made the dialanine model worse on real fragments, 22.3 -> 28.3 deg), 20
-    after a model without recycling (49 -> 44 deg for the first dialanine model)."""
-    return 0 if bundle.task.passes > 1 else 20
+    for a shipped model the better choice of its benchmark (none after the dialanine model, 20
+    after the dipeptide model: ``model_file.SHIPPED_REFINEMENT_CYCLES``), 20 after any other."""
+    from ml_phasing.models import model_file
+
+    return model_file.refinement_cycles(bundle.info)
 
 
 def predict(

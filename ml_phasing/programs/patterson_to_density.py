@@ -46,8 +46,9 @@ their Patterson map is computed on the model's grid exactly as in training, the
 network predicts the density, the origin most consistent with the space group is
 found and the density's structure factors are symmetrised, and figures of merit
 come from Sim weighting. Charge-flipping cycles (refinement.cycles) can start from
-these phases: by default none after a model with recycling (the shipped ones), whose
-passes impose the observed amplitudes already, and 20 after a model without.
+these phases: by default none after the shipped dialanine model (its recycling passes
+impose the observed amplitudes already, and cycles made it worse) and 20 after the
+dipeptide model or a model of your own.
 
 Without model= the model shipped with the package is used (dialanine in 10 A P1
 cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model
