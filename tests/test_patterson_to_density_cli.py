@@ -213,7 +213,7 @@ def test_model_for_another_task(bad_files, tmp_path):
         net,
         "mlp",
         {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3], "hidden": [2], "dropout": 0.0},
-        {"task": "intensity_to_density"},
+        {"task": "extend_resolution"},
     )
     proc = run_script(
         "ml_phasing.patterson_to_density",

@@ -188,14 +188,9 @@ def scale_to_unit(m: np.ndarray) -> tuple[np.ndarray, float]:
     return (m / factor).astype(np.float32), factor
 
 
-def intensity_grid(xs, h_max: int, form_factor: str) -> np.ndarray:
-    """|F|^2 on the integer cube -h_max..h_max (Scripps, Cumby and Seth).
-
-    ``form_factor="atomic_number"`` uses point atoms of weight Z with no B;
-    ``"xray"`` uses the real X-ray form factors and the atoms' B. Absent
-    reflections are zero, as the physics gives them; (0,0,0) is F000^2.
-    Returned with shape (2h+1, 2h+1, 2h+1), axis order h, k, l.
-    """
+def intensity_grid_structure(xs, form_factor: str):
+    """The P1 structure whose |F|^2 fills the intensity grid: ``xs`` expanded to P1, and with
+    ``form_factor="atomic_number"`` point atoms of weight Z with no B (Scripps)."""
     from cctbx.eltbx import tiny_pse, xray_scattering
 
     work = xs.expand_to_p1(sites_mod_positive=True)
@@ -207,12 +202,61 @@ def intensity_grid(xs, h_max: int, form_factor: str) -> np.ndarray:
             for t in set(sc.scattering_type for sc in work.scatterers())
         }
         work.scattering_type_registry(custom_dict=custom)
+    return work
+
+
+def hkl_cube_set(crystal_symmetry, h_max: int):
+    """The integer cube -h_max..h_max in h, k and l as a P1 set (Friedel mates apart), in the
+    order of the intensity grid (h slowest)."""
+    p1 = crystal.symmetry(crystal_symmetry.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
     r = np.arange(-h_max, h_max + 1)
     hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
-    ms = miller.set(work.crystal_symmetry(), flex.miller_index([tuple(map(int, x)) for x in hkl]), anomalous_flag=True)
+    return miller.set(p1, flex.miller_index([tuple(map(int, x)) for x in hkl]), anomalous_flag=True)
+
+
+def intensities_on_cube(f_p1, h_max: int) -> np.ndarray:
+    """|F|^2 of a P1 miller array (complex F, or amplitudes) on the cube -h_max..h_max, shape
+    (2h+1, 2h+1, 2h+1), axis order h, k, l; indices outside the cube are dropped and those not
+    in the array are zero. Training (:func:`intensity_grid`) and inference
+    (:func:`intensity_grid_from_amplitudes`) both fill the grid here."""
+    n = 2 * h_max + 1
+    if f_p1.is_complex_array():
+        values = flex.norm(f_p1.data()).as_numpy_array()
+    else:
+        a = f_p1.data().as_numpy_array().astype(np.float64)
+        values = a * a
+    idx = np.asarray(f_p1.indices().as_vec3_double().as_numpy_array()).reshape(-1, 3).round().astype(int) + h_max
+    inside = np.all((idx >= 0) & (idx < n), axis=1)
+    out = np.zeros((n, n, n), np.float64)
+    out[idx[inside, 0], idx[inside, 1], idx[inside, 2]] = values[inside]
+    return out.astype(np.float32)
+
+
+def intensity_grid(xs, h_max: int, form_factor: str) -> np.ndarray:
+    """|F|^2 on the integer cube -h_max..h_max (Scripps, Cumby and Seth).
+
+    ``form_factor="atomic_number"`` uses point atoms of weight Z with no B;
+    ``"xray"`` uses the real X-ray form factors and the atoms' B. Absent
+    reflections are zero, as the physics gives them; (0,0,0) is F000^2.
+    Returned with shape (2h+1, 2h+1, 2h+1), axis order h, k, l.
+    """
+    work = intensity_grid_structure(xs, form_factor)
+    ms = hkl_cube_set(work.crystal_symmetry(), h_max)
     f = ms.structure_factors_from_scatterers(work, algorithm="direct").f_calc()
-    i = flex.norm(f.data()).as_numpy_array()
-    return i.reshape((2 * h_max + 1,) * 3).astype(np.float32)
+    return intensities_on_cube(f, h_max)
+
+
+def intensity_grid_from_amplitudes(f_amp, h_max: int, f000: float) -> np.ndarray:
+    """The intensity grid of :func:`intensity_grid` from amplitudes (any space group, its
+    asymmetric unit, on the scale of ``f000``): expanded to P1 with both Friedel mates, put
+    on the cube, F000^2 at the origin. Reflections of the cube missing from the data are
+    zero (as systematic absences are in training)."""
+    p1 = f_amp.expand_to_p1()
+    if not p1.anomalous_flag():
+        p1 = p1.generate_bijvoet_mates()
+    grid = intensities_on_cube(p1, h_max)
+    grid[h_max, h_max, h_max] = float(f000) ** 2
+    return grid
 
 
 def voxel_atoms(

@@ -188,7 +188,20 @@ def predict(
     task = bundle.task
     patt, f_obs, f_p1 = task.network_input(f_obs)
     density, n_rotations = run_network(bundle, patt, device, rotations)
-    f_pred_p1 = task.structure_factors(density, f_p1)
+    result = phases_from_density(bundle, f_obs, f_p1, density, refinement_cycles, calibrate)
+    result.update({"rotations": n_rotations, "grid": patt.shape, "d_min": task.config["map_d_min"]})
+    return result
+
+
+def phases_from_density(bundle, f_obs, f_p1, density: np.ndarray, refinement_cycles: int = 0, calibrate: bool = True):
+    """Steps 3-5 of the module docstring for a density predicted on the unit cell's grid
+    (``density`` indexed [x, y, z] along a, b, c): its structure factors on the P1 set
+    ``f_p1``, symmetrised onto ``f_obs``, scaled to it, with Sim FOMs (calibrated for
+    shipped models) and optional charge-flipping cycles. Patterson-to-density and
+    intensity-to-density models share it."""
+    from ml_phasing.tasks.maps import PattersonToDensity
+
+    f_pred_p1 = PattersonToDensity.structure_factors(density, f_p1)
     f_pred, shift, sym_cc = symmetrise(f_obs, f_pred_p1)
     f_obs_c = f_obs.common_set(f_pred)
     f_pred = f_pred.common_set(f_obs_c)
@@ -203,9 +216,6 @@ def predict(
         "origin_shift": shift,
         "symmetry_cc": sym_cc,
         "network_density": density,
-        "rotations": n_rotations,
-        "grid": patt.shape,
-        "d_min": task.config["map_d_min"],
         "scale": scale,
     }
     fom = sim_fom(f_obs_c, f_pred)

@@ -50,6 +50,12 @@ these phases: by default none after the shipped dialanine model (its recycling p
 impose the observed amplitudes already, and cycles made it worse) and 20 after the
 dipeptide model or a model of your own.
 
+A model of the task intensity_to_density (Scripps: |F|^2 on the integer hkl cube
+in, voxel atoms of the unit cell out, from ml_phasing.train) works too. Its input is
+built from the data as in training. The absolute scale and F000 come from
+composition= (estimated when it is not given). Its voxel map gives the phases. Not
+for Cartesian-voxel models or solve=True (docs/train.md).
+
 Without model= the model shipped with the package is used (dialanine in 10 A P1
 cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model
 (12 A cells). docs/models.md says what each reaches.
@@ -72,6 +78,8 @@ Examples:
   ml_phasing.patterson_to_density data.mtz model=my_model.pt refinement.cycles=50
   ml_phasing.patterson_to_density dipeptide.mtz model=dipeptide_12A
   ml_phasing.patterson_to_density data.mtz solve=True composition="C6 N2 O2"
+  ml_phasing.patterson_to_density data.mtz model=my_model.pt composition="C8 N1 O1"
+      (an intensity_to_density model: composition= sets the absolute scale and F000)
 """
     datatypes = ["miller_array", "phil"]
     master_phil_str = phil_str
@@ -99,8 +107,17 @@ Examples:
         # Read and check everything before any output is written.
         sym = symmetry_from_params(self.params.symmetry)
         self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)
-        self.bundle = model_file.load_bundle(self.model_path, task="patterson_to_density", device=self.device)
+        task = model_file.read_model_file(self.model_path).get("task")
+        if task not in ("patterson_to_density", "intensity_to_density"):
+            raise Sorry(
+                f"{self.model_path} is a model for the task {task!r}, not 'patterson_to_density' "
+                "or 'intensity_to_density'."
+            )
+        self.bundle = model_file.load_bundle(self.model_path, task=task, device=self.device)
+        self.intensity_model = task == "intensity_to_density"
         self.bundle.check_supported(self.f_obs)
+        if self.intensity_model:
+            self._validate_intensity_model()
         if self.params.refinement.cycles is Auto:
             self.params.refinement.cycles = density_prediction.default_refinement_cycles(self.bundle)
         if self.params.solve:
@@ -114,6 +131,24 @@ Examples:
             )
             composition.check_fits(cs, self.composition)
 
+    def _validate_intensity_model(self):
+        """What an intensity_to_density model needs besides the checks of its Task: the
+        unit-cell contents (absolute scale and F000 of its |F|^2 grid); no solve=True yet."""
+        from ml_phasing.phasing import composition
+
+        if self.params.solve:
+            raise Sorry(
+                "solve=True is not supported with an intensity_to_density model yet; run without it, or "
+                "ml_phasing.solve on the same data."
+            )
+        cs = self.f_obs.crystal_symmetry()
+        self.composition = (
+            composition.parse_composition(self.params.composition)
+            if self.params.composition
+            else composition.estimate_composition(cs)
+        )
+        composition.check_fits(cs, self.composition)
+
     def run(self):
         with logged(self, f"{self.prefix}.log"):
             self._run()
@@ -126,19 +161,22 @@ Examples:
         out = self.logger
         print_input(self.input_info, out)
         m = self.bundle.info
-        print(
-            f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
-            f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A",
-            file=out,
-        )
         t0 = time.time()
-        r = density_prediction.predict(
-            self.bundle,
-            self.f_obs,
-            self.device,
-            self.params.refinement.cycles,
-            self.params.ensemble.rotations,
-        )
+        if self.intensity_model:
+            r = self._predict_intensity_model(out)
+        else:
+            print(
+                f"Model {self.model_path}: {m['architecture']}, trained on {m['task_config'].get('source')} "
+                f"cells {m['task_config'].get('unit_cell')} at {m['task_config'].get('map_d_min')} A",
+                file=out,
+            )
+            r = density_prediction.predict(
+                self.bundle,
+                self.f_obs,
+                self.device,
+                self.params.refinement.cycles,
+                self.params.ensemble.rotations,
+            )
         seconds = time.time() - t0
         n_rot = r["rotations"]
         print(
@@ -181,6 +219,7 @@ Examples:
             "input": self.input_info,
             "model": {
                 "file": os.path.abspath(self.model_path),
+                "task": m["task"],
                 "architecture": m["architecture"],
                 "task_config": {k: v for k, v in m["task_config"].items() if k != "dataset_parameters"},
                 "training_metrics": m.get("metrics"),
@@ -198,11 +237,40 @@ Examples:
             "device": self.device,
             "files": files,
         }
+        if self.intensity_model:
+            self.result["intensity_input"] = {
+                "composition": self.composition,
+                "f000": r["f000"],
+                "form_factor": r["form_factor"],
+                "absolute_scale": r["scale_note"],
+                "cube_d_min": r["cube_d_min"],
+            }
         if self.params.solve:
             self.result["solution"] = self._solve()
             files += self.result["solution"]["files"]
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
+
+    def _predict_intensity_model(self, out) -> dict:
+        from ml_phasing.prediction import intensity_prediction
+
+        task = self.bundle.task
+        print(f"Model {self.model_path}: {self.bundle.info['architecture']}, intensity_to_density", file=out)
+        print(f"  {task.supports()}", file=out)
+        if self.params.ensemble.rotations > 1:
+            print("  Note: ensemble.rotations applies to Patterson models only; one prediction is made.", file=out)
+        r = intensity_prediction.predict(
+            self.bundle, self.f_obs, self.composition, self.device, self.params.refinement.cycles
+        )
+        comp = " ".join(f"{e}{n:g}" for e, n in self.composition.items())
+        print(
+            f"  |F|^2 on the hkl cube -{task.h_max}..{task.h_max} (data to {r['cube_d_min']:.2f} A in this cell), "
+            f"composition {comp} per asymmetric unit"
+            + ("" if self.params.composition else " (estimated; give composition= for a better absolute scale)")
+            + f": F000 = {r['f000']:.1f}, {r['scale_note']}",
+            file=out,
+        )
+        return r
 
     def _solve(self) -> dict:
         """The engine from this prediction's starts (each grid rotation and hand), random starts in turn."""

@@ -288,3 +288,104 @@ class IntensityToDensity(MapTask):
 
     def shape_key(self, meta, dataset, index):
         return ()
+
+    # ------------------------------------------------------------------ inference
+    def simulation_config(self):
+        """The simulate configuration of the training data (``dataset_parameters``), or a Sorry
+        when the model file lacks it."""
+        text = self.config.get("dataset_parameters")
+        if not isinstance(text, str) or "input_shape" not in self.config or "output_shape" not in self.config:
+            raise Sorry(
+                "This intensity_to_density model file lacks the layout of its training data "
+                "(task_config input_shape, output_shape and dataset_parameters); retrain it with ml_phasing.train."
+            )
+        from libtbx import phil
+
+        from ml_phasing.examples.simulation import SimulationConfig
+        from ml_phasing.phil.simulate import phil_str
+
+        master = phil.parse(phil_str, process_includes=True)
+        return SimulationConfig.from_params(master.fetch(sources=[phil.parse(text)]).extract())
+
+    @property
+    def h_max(self) -> int:
+        return (int(self.config["input_shape"][0]) - 1) // 2
+
+    def trained_volumes(self, sim) -> tuple | None:
+        """(smallest, largest) unit-cell volume of the training structures, or None when the
+        recipe does not say (structures read from files)."""
+        if sim.source == "peptides":
+            return (sim.peptides.cell_edge**3,) * 2
+        if sim.source == "random_atoms":
+            from ml_phasing.sources.random_atoms import space_group_info
+
+            r = sim.random_atoms
+            z = [space_group_info(s).group().order_z() for s in r.space_groups]
+            return (r.n_atoms_min * r.volume_per_atom_min * min(z), r.n_atoms_max * r.volume_per_atom_max * max(z))
+        return None
+
+    def supports(self, sim=None) -> str:
+        sim = sim or self.simulation_config()
+        vols = self.trained_volumes(sim)
+        cells = (
+            f"cells of {vols[0]:.0f} to {vols[1]:.0f} A^3"
+            if vols and vols[0] != vols[1]
+            else (f"cubic cells of {sim.peptides.cell_edge:.1f} A" if vols else "the cells of its structure files")
+        )
+        return (
+            f"The model was trained on {cells} ({sim.source}), |F|^2 on the hkl cube -{self.h_max}..{self.h_max} "
+            f"({sim.form_factor} form factors) and {sim.voxel[0]} voxel grids of {sim.voxel[1]}^3."
+        )
+
+    def cube_d_min(self, unit_cell) -> float:
+        """The finest d spacing of the model's hkl cube in this cell: the data must reach it."""
+        h = self.h_max
+        return min(unit_cell.d((i * h, j * h, h)) for i in (-1, 1) for j in (-1, 1))
+
+    def check_supported(self, f_obs) -> tuple:
+        """(the cube's finest d in the data's cell, the simulate configuration) for these data,
+        or a Sorry that says what the model supports."""
+        sim = self.simulation_config()
+        frame, n = sim.voxel[0], sim.voxel[1]
+        if frame != "fractional":
+            raise Sorry(
+                f"This model predicts {frame} voxels (a {n}^3 cube of fixed edge, not periodic); only models "
+                "trained with voxel_atoms.frame=fractional (voxels of the unit cell) can give phases. "
+                + self.supports(sim)
+            )
+        if (
+            list(self.config["output_shape"]) != [n, n, n]
+            or list(self.config["input_shape"]) != [2 * self.h_max + 1] * 3
+        ):
+            raise Sorry("The model file's grid shapes disagree with its dataset_parameters; retrain it.")
+        cell = f_obs.unit_cell()
+        vols = self.trained_volumes(sim)
+        if vols is not None and not vols[0] / 1.05 <= cell.volume() <= vols[1] * 1.05:
+            raise Sorry(
+                f"The cell {tuple(round(x, 2) for x in cell.parameters())} ({cell.volume():.0f} A^3) is outside "
+                f"what this model was trained on. {self.supports(sim)}"
+            )
+        d_cube = self.cube_d_min(cell)
+        if f_obs.d_min() > d_cube * 1.01:
+            raise Sorry(
+                f"The data stop at {f_obs.d_min():.2f} A but the model's hkl cube needs {d_cube:.2f} A in this "
+                f"cell. {self.supports(sim)}"
+            )
+        return d_cube, sim
+
+    def network_input(self, f_abs, f000: float) -> np.ndarray:
+        """The network's input for amplitudes on the absolute scale of ``f000``: the |F|^2 grid
+        of training (:func:`ml_phasing.examples.observables.intensity_grid_from_amplitudes`),
+        scaled as :meth:`example` scales it (max 1)."""
+        from ml_phasing.examples import observables
+
+        grid = observables.intensity_grid_from_amplitudes(f_abs, self.h_max, f000)
+        return scale_max_abs(np.asarray(grid, np.float32))
+
+    def predict_maps(self, model, grids: np.ndarray, device: str = "cpu") -> np.ndarray:
+        """The network's voxel maps (n, nx, ny, nz) for a stack of input grids (as :meth:`forward`)."""
+        x = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32))[:, None].to(device)
+        out = self.config["output_shape"]
+        with torch.no_grad():
+            y = self.apply(model, x)
+        return y[:, 0, : out[0], : out[1], : out[2]].float().cpu().numpy()

@@ -1,0 +1,124 @@
+"""From observed amplitudes to a predicted density and phases with an intensity-to-density
+model (Scripps: |F|^2 on the integer hkl cube in, atoms as Gaussian voxels of the unit cell out).
+
+1. The model's Task checks that it serves the data (its voxels are fractional voxels of the
+   unit cell, the cell is like the training cells, the data reach the finest d of its hkl cube
+   in this cell).
+2. The network's input is |F|^2 on the cube divided by its maximum, F000^2, as in training. The
+   amplitudes must therefore be on the absolute scale of the model's form factors and F000 is
+   needed; both come from the unit-cell contents (``composition``, per asymmetric unit):
+   ``form_factor=xray``: a Wilson fit of <|F|^2> to sum f_j(s)^2 exp(-2B s^2) gives the scale
+   (the data keep their own fall-off, as training kept the atoms' B), F000 = sum Z;
+   ``form_factor=atomic_number`` (point atoms of weight Z, no B): |F| = |E| sqrt(eps sum Z^2)
+   with the locally normalised |E| of training (``observables._quasi_e``), F000 = sum Z.
+   Both are estimates where the training inputs were exact.
+3. The network's voxel map is the density on the unit cell's grid; its structure factors,
+   symmetrised, scaled and weighted, give the phases as for a Patterson model
+   (:func:`ml_phasing.prediction.density_prediction.phases_from_density`). Phases are given
+   for the reflections of the hkl cube that the voxel grid holds (|h|, |k|, |l| < n/2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from cctbx.array_family import flex
+from cctbx.eltbx import tiny_pse, xray_scattering
+
+from ml_phasing.examples import observables
+from ml_phasing.prediction import density_prediction
+
+
+def cell_contents(f_obs, composition: dict) -> dict:
+    """Element counts in the unit cell from a composition per asymmetric unit."""
+    z = f_obs.space_group().order_z()
+    return {e: float(n) * z for e, n in composition.items()}
+
+
+def f000(contents: dict) -> float:
+    return float(sum(tiny_pse.table(e).atomic_number() * n for e, n in contents.items()))
+
+
+def wilson_scale(f_obs, contents: dict, n_bins: int = 10) -> tuple[float, float]:
+    """(k, B) of <|F|^2/eps>_shell = k sum_j f_j(s)^2 exp(-2 B s^2), s^2 = 1/(4 d^2), fitted
+    by least squares on the logarithms of the resolution shells' means."""
+    f = f_obs.data().as_numpy_array().astype(np.float64)
+    eps = f_obs.epsilons().data().as_numpy_array().astype(np.float64)
+    d_star_sq = f_obs.d_star_sq().data().as_numpy_array()
+    tables = {e: xray_scattering.wk1995(e).fetch() for e in contents}
+    n_bins = max(1, min(n_bins, f.size // 20))
+    edges = np.quantile(d_star_sq, np.linspace(0, 1, n_bins + 1))
+    shell = np.clip(np.searchsorted(edges, d_star_sq, side="right") - 1, 0, n_bins - 1)
+    xs, ys = [], []
+    for b in range(n_bins):
+        sel = shell == b
+        if not sel.any():
+            continue
+        mean_i = float(np.mean(f[sel] ** 2 / eps[sel]))
+        s2 = float(np.mean(d_star_sq[sel]))
+        sum_f2 = sum(n * tables[e].at_d_star_sq(s2) ** 2 for e, n in contents.items())
+        if mean_i > 0 and sum_f2 > 0:
+            xs.append(s2 / 4.0)
+            ys.append(np.log(mean_i / sum_f2))
+    if len(xs) < 2:
+        return float(np.exp(ys[0])) if ys else 1.0, 0.0
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return float(np.exp(intercept)), float(-slope / 2.0)
+
+
+def absolute_amplitudes(f_obs, composition: dict, form_factor: str):
+    """(amplitudes on the scale of the model's training inputs, F000, note for the log)."""
+    contents = cell_contents(f_obs, composition)
+    if form_factor == "atomic_number":
+        e = observables._quasi_e(f_obs)
+        eps = f_obs.epsilons().data().as_double()
+        sum_z2 = sum(tiny_pse.table(el).atomic_number() ** 2 * n for el, n in contents.items())
+        data = e * flex.sqrt(eps * sum_z2)
+        note = "point atoms of weight Z: |F| = |E| sqrt(eps sum Z^2)"
+    else:
+        k, b = wilson_scale(f_obs, contents)
+        data = f_obs.data() / np.sqrt(k)
+        note = f"Wilson scale k = {k:.4g}, B = {b:.2f} A^2"
+    f_abs = f_obs.customized_copy(data=data, sigmas=None).set_observation_type_xray_amplitude()
+    return f_abs, f000(contents), note
+
+
+def phase_set(task, f_obs):
+    """(the data whose symmetry mates all lie in the hkl cube and in the voxel grid's index
+    range, their P1 expansion): the reflections whose phases the model predicts."""
+    from cctbx import crystal, miller, sgtbx
+
+    h_lim = min(task.h_max, (int(task.config["output_shape"][0]) - 1) // 2)
+    group = f_obs.space_group()
+    keep = flex.bool(
+        [
+            max(abs(i) for m in miller.sym_equiv_indices(group, h).indices() for i in m.h()) <= h_lim
+            for h in f_obs.indices()
+        ]
+    )
+    f_cut = f_obs.select(keep)
+    p1 = crystal.symmetry(f_obs.unit_cell(), space_group_info=sgtbx.space_group_info("P1"))
+    return f_cut, f_cut.expand_to_p1().customized_copy(crystal_symmetry=p1)
+
+
+def predict(bundle, f_obs, composition: dict, device: str = "cpu", refinement_cycles: int = 0) -> dict:
+    """The whole prediction for one data set (module docstring); the keys of
+    :func:`ml_phasing.prediction.density_prediction.predict`, plus ``scale_note`` and ``f000``."""
+    task = bundle.task
+    d_cube, sim = task.check_supported(f_obs)
+    f_abs, f_000, note = absolute_amplitudes(f_obs, composition, sim.form_factor)
+    x = task.network_input(f_abs, f_000)
+    density = task.predict_maps(bundle.network, x[None], device)[0].astype(np.float64)
+    f_cut, f_p1 = phase_set(task, f_obs)
+    result = density_prediction.phases_from_density(bundle, f_cut, f_p1, density, refinement_cycles, calibrate=False)
+    result.update(
+        {
+            "rotations": 1,
+            "grid": density.shape,
+            "d_min": float(f_cut.d_min()),
+            "cube_d_min": d_cube,
+            "f000": f_000,
+            "scale_note": note,
+            "form_factor": sim.form_factor,
+        }
+    )
+    return result

@@ -1,0 +1,167 @@
+"""ml_phasing.patterson_to_density with an intensity_to_density (Scripps) model: the network
+input made from a user's amplitudes equals the training input, and the program runs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_clean_exit, run_script
+
+SIMULATE = [
+    "n_examples=8",
+    "d_min_low=0.9",
+    "d_min_high=0.9",
+    "random_atoms.space_groups=P1",
+    "random_atoms.n_atoms_min=6",
+    "random_atoms.n_atoms_max=8",
+    "random_atoms.volume_per_atom_min=20",
+    "outputs.patterson=False",
+    "outputs.density=False",
+    "outputs.intensity_grid=True",
+    "outputs.voxel_atoms=True",
+    "intensity_grid.h_max=2",
+    "voxel_atoms.grid_points=8",
+    "write_examples=1",
+    "output.directory=small",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny dataset (one example written as MTZ) and an MLP trained on it for one epoch."""
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("i2d")
+    assert_clean_exit(run_script("ml_phasing.simulate", *SIMULATE, cwd=base))
+    assert_clean_exit(
+        run_script(
+            "ml_phasing.train",
+            "train.data.train=small",
+            "task=intensity_to_density",
+            "model.architecture=mlp",
+            "model.mlp.hidden=8",
+            "epochs=1",
+            "batch_size=4",
+            "output.directory=run",
+            "--overwrite",
+            cwd=base,
+        )
+    )
+    return base
+
+
+@pytest.mark.parametrize("space_group", ["P1", "P21", "C2"])
+@pytest.mark.parametrize("form_factor", ["xray", "atomic_number"])
+def test_inference_input_equals_training_input(space_group, form_factor):
+    from cctbx import sgtbx
+    from cctbx.development import random_structure
+
+    from ml_phasing.examples import observables
+    from ml_phasing.tasks.maps import IntensityToDensity
+
+    h_max = 3
+    xs = random_structure.xray_structure(
+        sgtbx.space_group_info(space_group),
+        elements=["C"] * 5 + ["N", "O", "S"],
+        volume_per_atom=18,
+        random_u_iso=True,
+    )
+    task = IntensityToDensity({"task": "intensity_to_density", "input_shape": [2 * h_max + 1] * 3})
+    grid = observables.intensity_grid(xs, h_max, form_factor)
+    training = task.example({"intensity_grid": grid, "voxel_atoms": grid}, {})["x"][0].numpy()
+
+    d_min = task.cube_d_min(xs.unit_cell()) * 0.999
+    if form_factor == "xray":
+        f = xs.structure_factors(d_min=d_min, algorithm="direct").f_calc()
+        f000 = xs.f_000()
+    else:  # the point atoms of weight Z that training uses, as a user's "measured" amplitudes
+        work = observables.intensity_grid_structure(xs, form_factor)
+        f = work.structure_factors(d_min=d_min, algorithm="direct").f_calc()
+        f000 = work.f_000()
+    inference = task.network_input(f.as_amplitude_array(), f000)
+    assert inference.shape == training.shape == (2 * h_max + 1,) * 3
+    assert np.abs(inference - training).max() < 1e-6
+    assert np.count_nonzero(training) > 100
+
+
+def test_program_runs_an_intensity_model(trained):
+    from iotbx import mtz
+
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "small/examples/example_00000.mtz",
+        "model=run/model.pt",
+        "refinement.cycles=2",
+        "output.prefix=i2d",
+        cwd=trained,
+    )
+    assert_clean_exit(proc)
+    for name in ("i2d.mtz", "i2d.json", "i2d_density.ccp4", "i2d.log"):
+        assert (trained / name).stat().st_size > 0, name
+    result = json.loads((trained / "i2d.json").read_text())
+    assert result["model"]["task"] == "intensity_to_density"
+    assert result["intensity_input"]["form_factor"] == "atomic_number"
+    assert 0 <= result["mean_fom"] <= 1
+    labels = set(mtz.object(str(trained / "i2d.mtz")).column_labels())
+    assert {"F", "FWT", "PHWT", "PHIB", "FOM", "FC", "PHIC"} <= labels
+    assert "hkl cube -2..2" in (trained / "i2d.log").read_text()
+
+
+def _one_sorry(proc, *words):
+    assert_clean_exit(proc, 1)
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].lstrip().startswith("Sorry:"), proc.stderr
+    for w in words:
+        assert w in lines[0], proc.stderr
+
+
+def test_extend_resolution_model_is_refused(trained, tmp_path):
+    from ml_phasing.models import MLP
+    from ml_phasing.models.model_file import save_model
+
+    net = MLP(in_shape=(1, 3, 3, 3), out_shape=(1, 3, 3, 3), hidden=(2,))
+    kwargs = {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3], "hidden": [2], "dropout": 0.0}
+    save_model(str(tmp_path / "ext.pt"), net, "mlp", kwargs, {"task": "extend_resolution"})
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "small/examples/example_00000.mtz",
+        f"model={tmp_path / 'ext.pt'}",
+        "output.prefix=ext",
+        cwd=trained,
+    )
+    _one_sorry(proc, "'extend_resolution'")
+    assert not list(trained.glob("ext*"))
+
+
+def test_cartesian_voxels_and_coarse_data_are_refused(trained, tmp_path):
+    from ml_phasing.io.atomic_io import torch_save
+
+    blob = torch.load(trained / "run" / "model.pt", weights_only=True)
+    cfg = blob["task_config"]
+    cfg["dataset_parameters"] = cfg["dataset_parameters"].replace(
+        "frame = *fractional cartesian", "frame = fractional *cartesian"
+    )
+    torch_save(blob, str(tmp_path / "cart.pt"))
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "small/examples/example_00000.mtz",
+        f"model={tmp_path / 'cart.pt'}",
+        "output.prefix=cart",
+        cwd=trained,
+    )
+    _one_sorry(proc, "cartesian voxels")
+
+    from iotbx import mtz
+
+    f = [a for a in mtz.object(str(trained / "small/examples/example_00000.mtz")).as_miller_arrays()]
+    f = [a for a in f if a.info().labels[0] == "F"][0].resolution_filter(d_min=2.0)
+    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(tmp_path / "coarse.mtz"))
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        str(tmp_path / "coarse.mtz"),
+        "model=run/model.pt",
+        "output.prefix=coarse",
+        cwd=trained,
+    )
+    _one_sorry(proc, "hkl cube needs")
