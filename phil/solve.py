@@ -38,9 +38,11 @@ restraints_weight = 0
   .type = float(value_min=0)
   .help = "Geometry restraints in the completion and polish refinements, from the model's \
            own connectivity (flat-bottomed bonds 1.15-1.65 A for C/N/O, angles 100-125 \
-           degrees as 1-3 distances, non-bonded repulsion below 2.5 A): this factor times \
-           the ratio of the X-ray and restraint gradient norms. 0 = unrestrained; on the \
-           benchmark's 1.5 A dipeptides weights 0.1 and 1 solved no more (docs/solve.md)."
+           degrees as 1-3 distances, non-bonded repulsion below 2.5 A, planes at sp2 and \
+           chirality at sp3 centres typed from the bond angles): this factor times the \
+           ratio of the X-ray and restraint gradient norms. 0 = unrestrained; on the \
+           benchmark's 1.5 A dipeptides weights 0.1 and 1 solved no more (measured before \
+           planes and chirality were added; docs/solve.md)."
 stop_when_solved = True
   .type = bool
   .help = "Stop at the first start whose figures of merit meet the solved criterion."

@@ -148,3 +148,35 @@ def test_an_atom_moved_off_a_special_position_gets_the_new_site_symmetry():
     assert sorted(sc.scattering_type for sc in moved.scatterers()) == ["C", "O"]
     f_obs = abs(xs.structure_factors(d_min=1.5).f_calc()).set_observation_type_xray_amplitude()
     dual_space.refine(moved, f_obs, iterations=3)
+
+
+def test_planes_and_chirality_are_typed_from_the_connectivity(dialanine):
+    """Anonymous peaks have no residue names, so centres are typed by their bond angles: the
+    carbonyl C of the peptide bond (three neighbours, angles summing to 360 deg) keeps its
+    plane, the two CA (sp3) keep the sign of their chiral volume. Ideal geometry meets both;
+    an inverted CA or a carbonyl C pushed 0.3 A out of its plane does not."""
+    manager = restraints.manager_for(dialanine)
+    labels = [sc.label for sc in dialanine.scatterers()]
+    planes = [[labels[i] for i in p.i_seqs] for p in manager.planarity_proxies]
+    chirals = [[labels[i] for i in p.i_seqs] for p in manager.chirality_proxies]
+    assert planes == [["ALA1:C", "ALA1:CA", "ALA1:O", "ALA2:N"]]
+    assert sorted(c[0] for c in chirals) == ["ALA1:CA", "ALA2:CA"]
+    ideal = restraints.energies(manager, dialanine.sites_cart(), compute_gradients=False).target
+    assert ideal < 1e-6
+
+    sites = np.array(dialanine.sites_cart())
+    n, ca, c, cb = (labels.index(f"ALA1:{name}") for name in ("N", "CA", "C", "CB"))
+    normal = np.cross(sites[n] - sites[ca], sites[c] - sites[ca])
+    normal /= np.linalg.norm(normal)
+    inverted = sites.copy()  # CB mirrored through the N-CA-C plane: the other hand at CA
+    inverted[cb] -= 2 * np.dot(inverted[cb] - sites[ca], normal) * normal
+    e = restraints.energies(manager, flex.vec3_double(inverted), compute_gradients=False)
+    assert e.chirality_residual_sum > 100 and e.bond_residual_sum < 1e-6  # every distance kept
+
+    o, n2 = labels.index("ALA1:O"), labels.index("ALA2:N")
+    plane_normal = np.cross(sites[o] - sites[c], sites[n2] - sites[c])
+    plane_normal /= np.linalg.norm(plane_normal)
+    bent = sites.copy()
+    bent[c] += 0.3 * plane_normal
+    e = restraints.energies(manager, flex.vec3_double(bent), compute_gradients=False)
+    assert e.planarity_residual_sum > 50

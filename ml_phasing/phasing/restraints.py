@@ -13,11 +13,17 @@ molecule obeys, whatever its residues, from the current model's own connectivity
   which covers sp3 and sp2 centres;
 - **non-bonded repulsion** (prolsq function) between atoms that are neither 1-2 nor
   1-3 neighbours, below ``min_nonbonded`` (2.5 A), so that two atoms cannot collapse
-  onto one peak.
+  onto one peak;
+- **planes and chirality** typed from the connectivity, since anonymous peaks carry no
+  residue names: an atom with three bonded neighbours whose three bond angles sum to at
+  least ``PLANAR_ANGLE_SUM`` (an sp2 centre: a peptide's carbonyl C, an aromatic C) keeps
+  the four atoms in a plane (``planarity_proxy``); one whose angles sum to at most
+  ``CHIRAL_ANGLE_SUM`` (an sp3 centre: a CA) keeps the sign of its chiral volume
+  (``chirality_proxy``, ``both_signs=False``), so refinement cannot invert the hand of a
+  centre. Centres bonded across a symmetry operator are left out.
 
 Elements at 1.5 A are uncertain (a peak's height does not tell C from N), so the
-bond ranges do not depend on which light element an atom is. Residue-specific planes
-and chirality need residue names, which anonymous peaks do not have.
+bond ranges do not depend on which light element an atom is.
 
 The pair tables are built with cctbx's space-group aware asu mappings
 (``crystal.pair_asu_table``, ``coordination_sequences.shell_sym_tables``), as in
@@ -45,6 +51,10 @@ ANGLE_RANGE = (100.0, 125.0)  # degrees: sp3 109.5, sp2 120, with room for ring 
 BOND_SIGMA = 0.02  # A, outside the flat bottom
 ANGLE_SIGMA = 0.04  # A on the 1-3 distance
 MIN_NONBONDED = 2.5  # A, between atoms that are not 1-2 or 1-3 neighbours
+PLANAR_ANGLE_SUM = 350.0  # degrees: 360 for a flat sp2 centre
+CHIRAL_ANGLE_SUM = 340.0  # degrees: 328.5 for an ideal tetrahedral centre
+PLANE_SIGMA = 0.02  # A, out of the plane (phenix's peptide-plane esd)
+CHIRAL_SIGMA = 0.2  # A^3 (phenix's chirality esd)
 
 
 def _radius(element: str) -> float:
@@ -113,6 +123,7 @@ def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NO
             lo = _third_side(min(r[0] for r in arms[i]), min(r[0] for r in arms[j]), ANGLE_RANGE[0])
             hi = _third_side(max(r[1] for r in arms[i]), max(r[1] for r in arms[j]), ANGLE_RANGE[1])
             params.update(i_seq=i, j_seq=j, params=_flat(lo, hi, ANGLE_SIGMA))
+    planes, chirals = centre_proxies(xs, bond_sym.full_connectivity(site_symmetry_table=sst))
     shells[0].add_pair_sym_table_in_place(other=shells[1])
     shells = [table.tidy(site_symmetry_table=sst) for table in shells]
     nonbonded = geometry_restraints.nonbonded_params(default_distance=min_nonbonded, minimum_distance=min_nonbonded)
@@ -126,8 +137,46 @@ def manager_for(xs, max_bond: float | None = None, min_nonbonded: float = MIN_NO
         nonbonded_function=geometry_restraints.prolsq_repulsion_function(),
         nonbonded_distance_cutoff=min_nonbonded + 1.0,
         nonbonded_buffer=1.0,
+        planarity_proxies=planes,
+        chirality_proxies=chirals,
         max_reasonable_bond_distance=1e6,
     )
+
+
+def centre_proxies(xs, connectivity):
+    """Planarity and chirality proxies for the three-neighbour centres of ``xs`` (see the module
+    docstring), from its bonded ``connectivity`` (a full pair sym table)."""
+    sites = xs.sites_cart()
+    planes = geometry_restraints.shared_planarity_proxy()
+    chirals = geometry_restraints.shared_chirality_proxy()
+    for centre, neighbours in enumerate(connectivity):
+        ops = list(neighbours.items())
+        if len(ops) != 3 or any(len(o) != 1 or not o[0].is_unit_mx() for _, o in ops):
+            continue  # not three neighbours, or one of them across a symmetry operator
+        others = [j for j, _ in ops]
+        c = np.array(sites[centre])
+        arms = [np.array(sites[j]) - c for j in others]
+        total = 0.0
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            cos = np.dot(arms[a], arms[b]) / max(np.linalg.norm(arms[a]) * np.linalg.norm(arms[b]), 1e-12)
+            total += math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+        i_seqs = flex.size_t([centre] + others)
+        if total >= PLANAR_ANGLE_SUM:
+            weights = flex.double(4, 1 / PLANE_SIGMA**2)
+            planes.append(geometry_restraints.planarity_proxy(i_seqs=i_seqs, weights=weights))
+        elif total <= CHIRAL_ANGLE_SUM:
+            volume = geometry_restraints.chirality(
+                sites=[sites[k] for k in i_seqs], volume_ideal=0.0, both_signs=False, weight=1.0
+            ).volume_model
+            chirals.append(
+                geometry_restraints.chirality_proxy(
+                    i_seqs=tuple(int(k) for k in i_seqs),
+                    volume_ideal=volume,
+                    both_signs=False,
+                    weight=1 / CHIRAL_SIGMA**2,
+                )
+            )
+    return planes, chirals
 
 
 def _bonded(xs, sym_table, types, margin: float = 0.25):
@@ -144,9 +193,9 @@ def _bonded(xs, sym_table, types, margin: float = 0.25):
 
 
 def energies(manager, sites_cart, compute_gradients: bool = True):
-    """Bond (1-2 and 1-3 distances) and non-bonded energy (``.target``) and its Cartesian
-    gradients (``.gradients``), from ``manager.energies_sites``."""
-    flags = geometry_restraints.flags.flags(bond=True, nonbonded=True)
+    """Bond (1-2 and 1-3 distances), non-bonded, planarity and chirality energy (``.target``) and
+    its Cartesian gradients (``.gradients``), from ``manager.energies_sites``."""
+    flags = geometry_restraints.flags.flags(bond=True, nonbonded=True, planarity=True, chirality=True)
     return manager.energies_sites(sites_cart=sites_cart, flags=flags, compute_gradients=compute_gradients)
 
 
