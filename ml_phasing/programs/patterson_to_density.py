@@ -121,26 +121,13 @@ Examples:
         if self.params.refinement.cycles is Auto:
             self.params.refinement.cycles = density_prediction.default_refinement_cycles(self.bundle)
         if self.params.solve:
-            from ml_phasing.phasing import composition
+            self._read_composition()
 
-            cs = self.f_obs.crystal_symmetry()
-            self.composition = (
-                composition.parse_composition(self.params.composition)
-                if self.params.composition
-                else composition.estimate_composition(cs)
-            )
-            composition.check_fits(cs, self.composition)
-
-    def _validate_intensity_model(self):
-        """What an intensity_to_density model needs besides the checks of its Task: the
-        unit-cell contents (absolute scale and F000 of its |F|^2 grid); no solve=True yet."""
+    def _read_composition(self):
+        """The unit-cell contents from composition= (estimated from the cell without it), checked
+        against the cell."""
         from ml_phasing.phasing import composition
 
-        if self.params.solve:
-            raise Sorry(
-                "solve=True is not supported with an intensity_to_density model yet; run without it, or "
-                "ml_phasing.solve on the same data."
-            )
         cs = self.f_obs.crystal_symmetry()
         self.composition = (
             composition.parse_composition(self.params.composition)
@@ -148,6 +135,16 @@ Examples:
             else composition.estimate_composition(cs)
         )
         composition.check_fits(cs, self.composition)
+
+    def _validate_intensity_model(self):
+        """What an intensity_to_density model needs besides the checks of its Task: the
+        unit-cell contents (absolute scale and F000 of its |F|^2 grid); no solve=True yet."""
+        if self.params.solve:
+            raise Sorry(
+                "solve=True is not supported with an intensity_to_density model yet; run without it, or "
+                "ml_phasing.solve on the same data."
+            )
+        self._read_composition()
 
     def run(self):
         with logged(self, f"{self.prefix}.log"):
