@@ -59,10 +59,6 @@ def set_recycling_pass(model: nn.Module, index: int) -> None:
             module.pass_index = index
 
 
-def has_pass_norms(model: nn.Module) -> bool:
-    return any(isinstance(module, PassBatchNorm3d) for module in model.modules())
-
-
 def norm3d(kind: str, channels: int, passes: int = 1) -> nn.Module:
     if kind == "batch":
         return PassBatchNorm3d(channels, passes) if passes > 1 else nn.BatchNorm3d(channels)

@@ -158,7 +158,7 @@ def solve(
 
     def record(index, start, tr, seconds):
         nonlocal best, best_start, solved
-        if tr.figures.get("cc", 0.0) >= settings.min_cc and tr.figures["r1"] <= settings.max_r1:
+        if is_solved(tr.figures, settings):  # by CC and R1: the heavy-atom ratio decides the rest
             ratio = figures_of_merit.heavy_atom_ratio(f_obs, tr.structure, tr.figures["r1"])
             if ratio is not None:
                 tr.figures["heavy_ratio"] = ratio

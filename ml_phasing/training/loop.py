@@ -198,7 +198,7 @@ class Trainer:
             self.arch, self.kwargs = model_kwargs(params, self.t.task, config)
         passes = config.get("recycling_passes", 1)
         if passes > 1 and self.arch == "patterson_unet" and self.kwargs.get("norm") == "batch":
-            self.kwargs["norm_passes"] = config["recycling_passes"]  # statistics per pass (PassBatchNorm3d)
+            self.kwargs["norm_passes"] = passes  # statistics per pass (PassBatchNorm3d)
         config["pad_multiple"] = pad_multiple(self.arch, self.kwargs)
         self.task_config = config
         self.task = tasks.make_task(self.t.task, config)
@@ -225,6 +225,7 @@ class Trainer:
             self.val_base = self.train_base
             train_idx, val_idx = list(range(n - n_val)), list(range(n - n_val, n))
         self.calibration = self._calibration_set(task_cls, tokens, train_idx)
+        self._calibration_inputs = None  # its input batches, collated once
         self.train_data = TaskDataset(self.train_base, self.task, train_idx)
         self.val_data = TaskDataset(self.val_base, self.task, val_idx)
         self.train_keys = [self.task.shape_key(self.train_base.meta(j), self.train_base, j) for j in train_idx]
@@ -283,7 +284,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _calibration_set(self, task_cls, tokens, train_idx):
-        """Examples that re-estimate per-pass batch-norm statistics (None where unused)."""
+        """Examples that re-estimate per-pass batch-norm statistics (None where unused); collated
+        into input batches on the device the first time :meth:`calibrate_norms` needs them."""
         n = self.t.data.norm_calibration_examples
         if not n or self.kwargs.get("norm_passes", 1) <= 1:
             return None
@@ -304,12 +306,13 @@ class Trainer:
         """Re-estimate the per-pass batch-norm statistics on the calibration set."""
         if self.calibration is None:
             return
-        n = len(self.calibration)
-        batches = [
-            self._to_device(self.task.collate([self.calibration[i] for i in range(s, min(s + 64, n))]))
-            for s in range(0, n, 64)
-        ]
-        calibrate_pass_statistics(self.model, self.task, [b["x"] for b in batches])
+        if self._calibration_inputs is None:
+            n = len(self.calibration)
+            self._calibration_inputs = [
+                self._to_device(self.task.collate([self.calibration[i] for i in range(s, min(s + 64, n))]))["x"]
+                for s in range(0, n, 64)
+            ]
+        calibrate_pass_statistics(self.model, self.task, self._calibration_inputs)
 
     def n_parameters(self):
         return sum(p.numel() for p in self.model.parameters())
@@ -566,11 +569,13 @@ def calibrate_pass_statistics(model, task, inputs) -> None:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         model.eval()
-        estimates = [
-            impose_amplitudes(task.apply(model, torch.cat([x, e], 1))[..., : x.shape[2], : x.shape[3], : x.shape[4]], x)
-            for x, e in zip(inputs, estimates)
-        ]
-    model.eval()
+        if p + 1 < task.passes:  # the next pass's estimates, as inference makes them
+            estimates = [
+                impose_amplitudes(
+                    task.apply(model, torch.cat([x, e], 1))[..., : x.shape[2], : x.shape[3], : x.shape[4]], x
+                )
+                for x, e in zip(inputs, estimates)
+            ]
 
 
 def load_widened(model, state: dict) -> None:
