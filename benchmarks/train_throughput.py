@@ -8,9 +8,11 @@ For each task and network (small configurations, CPU unless a GPU is visible):
 * peak memory of whole training runs on datasets of N and 4N examples (goal: flat).
 
 Then, for the Patterson-to-density network, the ratio as issue 11 asks for it: the program
-from shards, the program with examples made on the fly (train.data.simulate=) and the bare
-loop, interleaved and repeated REPEATS times on one thread each, so that whatever else the
-machine does falls on all three alike; the median ratio and its spread (min-max).
+from shards, the program with examples made on the fly (train.data.simulate=), made either in
+the training process between steps (num_workers=0) or by one DataLoader worker on a second core
+(num_workers=1, the setting for a 2-core machine), and the bare loop, interleaved and repeated
+REPEATS times on one training thread each, so that whatever else the machine does falls on all
+of them alike; the median ratio and its spread (min-max).
 
 Run: python benchmarks/train_throughput.py [n_examples] [repeats] [interleaved]
 (the word "interleaved" runs only that part)
@@ -147,18 +149,23 @@ def interleaved(tmp):
     n_train = N - max(1, round(0.05 * N))
     shards = [f"train.data.train={os.path.join(tmp, 'peptides')}"] + common
     on_the_fly = [f"train.data.simulate={recipe}", f"examples_per_epoch={n_train}", "validation_examples=16"] + common
-    ratios = {"shards": [], "on the fly": []}
+    programs = {
+        "shards": shards,
+        "on the fly": on_the_fly + ["num_workers=0"],  # made in the training process, between steps
+        "on the fly, 1 worker": on_the_fly + ["num_workers=1"],  # made by a DataLoader worker (2nd core)
+    }
+    ratios = {name: [] for name in programs}
     for r in range(REPEATS):
-        t_shards, n_shards = program_epoch_seconds(shards, os.path.join(tmp, f"i_shards_{r}"))
-        t_fly, n_fly = program_epoch_seconds(on_the_fly, os.path.join(tmp, f"i_fly_{r}"))
+        seconds = {}
+        for name, args in programs.items():
+            out = os.path.join(tmp, f"i_{name.replace(' ', '_').replace(',', '')}_{r}")
+            seconds[name] = program_epoch_seconds(args, out)
         bare = bare_loop(os.path.join(tmp, f"i_shards_{r}", "model.pt"), os.path.join(tmp, "peptides"), task_name)
         t_bare = n_train / bare
-        ratios["shards"].append((t_shards / n_shards) / (t_bare / n_train))
-        ratios["on the fly"].append((t_fly / n_fly) / (t_bare / n_train))
-        print(
-            f"  repeat {r + 1}: bare {bare:.1f} ex/s; program/bare time per example: shards "
-            f"{ratios['shards'][-1]:.2f}, on the fly {ratios['on the fly'][-1]:.2f}"
-        )
+        for name, (t, n) in seconds.items():
+            ratios[name].append((t / n) / (t_bare / n_train))
+        shown = ", ".join(f"{name} {values[-1]:.2f}" for name, values in ratios.items())
+        print(f"  repeat {r + 1}: bare {bare:.1f} ex/s; program/bare time per example: {shown}")
     for name, values in ratios.items():
         print(
             f"patterson_unet, {name}: median ratio {np.median(values):.2f} (min {min(values):.2f}, "

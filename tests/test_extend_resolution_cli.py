@@ -121,6 +121,8 @@ def test_main_job_with_the_shipped_model(held_out):
     assert_clean_exit(proc)
     summary = json.loads((held_out / "ext.json").read_text())
     assert summary["model"].endswith("extend_1.2_to_1.0A.pt") and summary["d_min_target"] == 1.0
+    # solve=Auto without composition=: the cell's contents are unknown, so no engine run
+    assert "solution" not in summary and not list(held_out.glob("ext_solve*"))
     ext = _mtz_arrays(held_out / "ext.mtz")["F_EXT,SIGF_EXT"]
     truth = _mtz_arrays(held_out / "held/examples/example_00000.mtz")
     assert truth["F,SIGF"].d_min() >= 1.2 - 1e-3  # the "measured" data stop at d_min_low
@@ -226,8 +228,7 @@ def test_solve_baseline_on_measured_data(setup):
         "ml_phasing.extend_resolution",
         "data.mtz",
         "model=ext_model.pt",
-        "solve=True",
-        "solve_data=measured",
+        "solve_data=measured",  # solve=Auto: composition= is given, so the engine runs
         f"composition={composition}",
         "engine.molecule=False",
         "output.prefix=base",

@@ -57,6 +57,32 @@ def test_main_job_with_no_other_argument(data):
     assert summary["refinement_cycles"] == 0 and summary["model"]["task_config"]["recycling_passes"] == 3
     log = (data / "data_p2d.log").read_text()
     assert "random_seed: 0" in log and "device: cpu" in log
+    # solve=Auto: the dialanine model fixes the cell's contents, so the engine runs from the
+    # network's starts and writes a refined structure (docs/solve.md: 95-100% of dialanines)
+    solution = summary["solution"]
+    assert solution["composition"] == {"C": 6, "N": 2, "O": 2}
+    assert "contents of the asymmetric unit: C6 N2 O2 (the molecule the model was trained on)" in log
+    assert solution["solved"] is True and solution["best"]["n_atoms"] == 10
+    for suffix in (".res", ".cif", ".pdb", ".mtz", "_map.ccp4"):
+        assert (data / f"data_p2d_solve{suffix}").stat().st_size > 0
+
+
+def test_solve_false_keeps_the_network_only_path(data, tmp_path):
+    shutil.copy(data / "data.mtz", tmp_path / "data.mtz")
+    proc = run_script("ml_phasing.patterson_to_density", "data.mtz", "solve=False", "refinement.cycles=0", cwd=tmp_path)
+    assert_clean_exit(proc)
+    assert "solution" not in json.loads((tmp_path / "data_p2d.json").read_text())
+    assert not list(tmp_path.glob("data_p2d_solve*"))
+
+
+def test_model_composition_only_for_a_one_molecule_model():
+    from ml_phasing.models.model_file import load_bundle, shipped_models
+    from ml_phasing.prediction.density_prediction import model_composition
+
+    dialanine = load_bundle(shipped_models()["dialanine_10A"], task="patterson_to_density")
+    dipeptide = load_bundle(shipped_models()["dipeptide_12A"], task="patterson_to_density")
+    assert model_composition(dialanine) == {"C": 6, "N": 2, "O": 2}  # N, CA, C, O, CB twice
+    assert model_composition(dipeptide) is None  # any two residues: the user must say
 
 
 def test_outputs_open_in_gemmi_and_iotbx(data):
@@ -143,6 +169,8 @@ def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
     proc = run_script("ml_phasing.patterson_to_density", "p21.mtz", "--json", cwd=tmp_path)
     assert_clean_exit(proc)
     assert "Origin consistent with P 1 21 1" in proc.stdout
+    # solve=Auto: one dialanine per P1 cell is what the model knows; in P21 nothing is assumed
+    assert "Phasing engine" not in proc.stdout and not list(tmp_path.glob("p21_p2d_solve*"))
     res = json.loads((tmp_path / "patterson_to_density_result.json").read_text())
     assert -1 <= res["symmetry_cc"] <= 1 and res["grid"] == [20, 18, 20]
     import iotbx.mtz

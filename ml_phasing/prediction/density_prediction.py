@@ -163,6 +163,28 @@ def density_on_grid(f_complex, n_real) -> np.ndarray:
     return observables.density_map(f_complex, gridding)
 
 
+def model_composition(bundle) -> dict | None:
+    """The cell's contents where the model's training data fix them: a model trained on
+    dialanine alone (``peptides.kind=dialanine``, one fragment per P1 cell; the shipped
+    dialanine model) has seen C6 N2 O2 (the generator's heavy atoms) in every cell. None for
+    any other model (dipeptides of any two residues, random atoms, structure files)."""
+    from libtbx import phil
+
+    from ml_phasing.phil.simulate import phil_str
+    from ml_phasing.sources import residue_geometry
+
+    text = bundle.task.config.get("dataset_parameters")
+    if not isinstance(text, str):
+        return None
+    params = phil.parse(phil_str, process_includes=True).fetch(sources=[phil.parse(text)]).extract()
+    if params.simulate.source != "peptides" or params.simulate.peptides.kind != "dialanine":
+        return None
+    composition = {}
+    for atom in residue_geometry.build_dipeptide("ALA", "ALA", np.random.default_rng(0)):
+        composition[atom[3]] = composition.get(atom[3], 0) + 1
+    return dict(sorted(composition.items()))
+
+
 def default_refinement_cycles(bundle) -> int:
     """Charge-flipping cycles after the network when the user sets none (refinement.cycles=Auto):
     for a shipped model the better choice of its benchmark (none after the dialanine model, 20

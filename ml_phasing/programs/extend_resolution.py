@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+from libtbx import Auto
 from libtbx.program_template import ProgramTemplate
 
 from ml_phasing.io import map_io
@@ -44,15 +45,17 @@ a predicted amplitude with an uncertainty (the model's validation R times the
 amplitude); systematic absences are never written. The network sees the data
 to the resolution it was trained on (its d_min_low); measured reflections
 beyond that are kept as measured, not predicted. Data that already reach the
-target are refused: there is nothing to predict. solve=True runs cctbx/smtbx
-charge flipping on the extended data (or, with solve_data=measured, on the
-measured data alone: the baseline).
+target are refused: there is nothing to predict. solve=True runs the phasing
+engine (as ml_phasing.solve) from charge flipping on the extended data, the
+unmeasured shell filled from its model each cycle (or, with solve_data=measured,
+ab initio on the measured data alone: the baseline). By default (solve=Auto) it
+runs when composition= gives the cell's contents.
 
 Outputs (output.prefix, default the input name + "_ext"):
   <prefix>.mtz   F,SIGF (measured, unchanged), F_EXT,SIGF_EXT (all reflections to
                  d_min_target), PREDICTED (1 = predicted, 0 = measured)
   <prefix>.hkl   SHELX HKLF 4 (F^2, sigma), <prefix>.ins beside it: run shelxt <prefix>
-  with solve=True: the phasing engine's refined structure, as ml_phasing.solve
+  with the engine: its refined structure, as ml_phasing.solve
                  writes it: <prefix>_solve.res/.cif/.pdb/.mtz/_map.ccp4
   <prefix>.log, <prefix>.json
 
@@ -64,7 +67,7 @@ How well they do (amplitude R, charge-flipping success): docs/models.md.
 Examples:
 
   ml_phasing.extend_resolution data.mtz
-  ml_phasing.extend_resolution data.mtz composition="C10 N2 O2" solve=True
+  ml_phasing.extend_resolution data.mtz composition="C10 N2 O2"
   ml_phasing.extend_resolution data.mtz model=extend_1.5_to_0.8A output.prefix=ext08
   ml_phasing.extend_resolution data.mtz solve=True solve_data=measured output.prefix=baseline
   ml_phasing.extend_resolution data.mtz model=ext_model.pt d_min_target=0.85
@@ -80,6 +83,8 @@ Examples:
         stem = os.path.splitext(os.path.basename(path))[0]
         self.prefix = self.params.output.prefix or f"{stem}_ext"
         outs = [f"{self.prefix}{s}" for s in (".mtz", ".hkl", ".ins", ".json")]
+        if self.params.solve is Auto:  # the engine runs where it knows the cell's contents
+            self.params.solve = bool(self.params.composition)
         if self.params.solve:
             from ml_phasing.phasing.solution import SUFFIXES
 

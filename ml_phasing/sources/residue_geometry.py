@@ -10,6 +10,8 @@ those cut from the PDB. Only heavy atoms are built; L-amino acids only.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Backbone (Engh & Huber): bond lengths in Angstrom, angles in degrees.
@@ -160,17 +162,29 @@ RAMACHANDRAN = (
 
 
 def place(a, b, c, bond, angle, torsion):
-    """NeRF: the point D with |CD| = bond, angle BCD and torsion ABCD (degrees)."""
-    angle, torsion = np.radians(angle), np.radians(torsion)
-    bc = c - b
-    bc /= np.linalg.norm(bc)
-    n = np.cross(b - a, bc)
-    n /= np.linalg.norm(n)
-    m = np.cross(n, bc)
-    d2 = np.array(
-        [-bond * np.cos(angle), bond * np.sin(angle) * np.cos(torsion), bond * np.sin(angle) * np.sin(torsion)]
+    """NeRF: the point D with |CD| = bond, angle BCD and torsion ABCD (degrees).
+
+    Plain float arithmetic: numpy's cross and norm on 3-vectors cost more in call overhead
+    than in arithmetic, and the on-the-fly training data build thousands of atoms a second.
+    """
+    angle, torsion = math.radians(angle), math.radians(torsion)
+    ax, ay, az = float(a[0]), float(a[1]), float(a[2])
+    bx, by, bz = float(b[0]), float(b[1]), float(b[2])
+    cx, cy, cz = float(c[0]), float(c[1]), float(c[2])
+    ux, uy, uz = cx - bx, cy - by, cz - bz  # bc, normalised
+    norm = math.sqrt(ux * ux + uy * uy + uz * uz)
+    ux, uy, uz = ux / norm, uy / norm, uz / norm
+    vx, vy, vz = bx - ax, by - ay, bz - az  # ab
+    nx, ny, nz = vy * uz - vz * uy, vz * ux - vx * uz, vx * uy - vy * ux  # n = ab x bc
+    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+    nx, ny, nz = nx / norm, ny / norm, nz / norm
+    mx, my, mz = ny * uz - nz * uy, nz * ux - nx * uz, nx * uy - ny * ux  # m = n x bc
+    d0 = -bond * math.cos(angle)
+    d1 = bond * math.sin(angle) * math.cos(torsion)
+    d2 = bond * math.sin(angle) * math.sin(torsion)
+    return np.array(
+        [cx + d0 * ux + d1 * mx + d2 * nx, cy + d0 * uy + d1 * my + d2 * ny, cz + d0 * uz + d1 * mz + d2 * nz]
     )
-    return c + d2[0] * bc + d2[1] * m + d2[2] * n
 
 
 def _draw(rng, centres, weights, sd):
