@@ -34,6 +34,13 @@ polish_rounds = 12
   .help = "After completion, up to this many single-atom moves from the deepest Fo-Fc hole \
            (or the highest-B atom) to the highest Fo-Fc peak, each kept only where R1 falls \
            (0 = off). Run on starts whose CC reaches 85."
+mirror_rounds = 4
+  .type = int(value_min=0)
+  .help = "Where the model has heavy atoms (Na and beyond), up to this many moves of a light \
+           atom onto its image through a heavy atom (or the midpoint of two), each kept only \
+           where R1 falls: heavy atoms make a light atom and that image agree with the \
+           amplitudes to first order, so a model with one on the wrong side reads CC 99.5 \
+           (docs/solve.md). Run on starts whose CC reaches 85, before the polish; 0 = off."
 restraints_weight = 0
   .type = float(value_min=0)
   .help = "Geometry restraints in the completion and polish refinements, from the model's \

@@ -41,6 +41,7 @@ class Settings:
     connected: bool = False  # a molecule: every atom bonded (repair isolated atoms)
     restraints_weight: float = 0.0  # geometry restraints in completion refinements; 0 = none
     polish_rounds: int = 12  # single-atom difference-map moves after completion; 0 = none
+    mirror_rounds: int = 4  # light atoms moved onto their images through heavy atoms; 0 = none
     stop_when_solved: bool = True
     max_seconds: float | None = None
 
@@ -85,6 +86,7 @@ def _one(f_obs, e_obs, gridding, start, composition, settings: Settings, seed: i
         connected=settings.connected,
         restraints_weight=settings.restraints_weight,
         polish_rounds=settings.polish_rounds,
+        mirror_rounds=settings.mirror_rounds,
     )
     return tr, time.time() - t0
 

@@ -48,10 +48,9 @@ def heavy_atom_ratio(f_obs, xs, r1: float, min_z: int = 11) -> float | None:
     half wrong reaches CC >= 97 and R1 <= 0.15, but explains little more than the heavy atoms
     alone do. Calibration (exact data, 1.5 A, benchmarks' extension recipes): right models
     read 7-17, models with 48-83 % of the atoms right 1.9-2.5, one with 92 % right 5.2."""
-    from cctbx.array_family import flex as _flex
-    from cctbx.eltbx import tiny_pse
+    from ml_phasing.phasing.heavy_atom_mirrors import heavy_selection
 
-    heavy = _flex.bool([tiny_pse.table(sc.scattering_type).atomic_number() >= min_z for sc in xs.scatterers()])
+    heavy = heavy_selection(xs, min_z)
     if heavy.count(True) in (0, heavy.size()) or r1 <= 0:
         return None
     f_heavy = xs.select(heavy).structure_factors(d_min=f_obs.d_min(), algorithm="direct").f_calc()

@@ -34,6 +34,7 @@ def settings_from_params(e, d_min_extend=None) -> engine.Settings:
         stop_when_solved=e.stop_when_solved,
         max_seconds=e.max_seconds,
         polish_rounds=e.polish_rounds,
+        mirror_rounds=e.mirror_rounds,
         restraints_weight=e.restraints_weight,
     )
 

@@ -77,6 +77,7 @@ def p1_starts(f_obs, composition: dict, n: int, rng: np.random.Generator, cycles
             gridding=grid_p1,
             completion_cycles=2,
             connected=connected,
+            mirror_rounds=0,  # a start only: the trajectory in the space group does this
         )
         f_sym, _, cc = symmetrise(f_obs, tr.f_calc)
         yield Start(
