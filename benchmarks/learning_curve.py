@@ -43,7 +43,7 @@ def network_only(model, truths, tmp):
         run_program(
             program_class=P2D,
             args=[truth, f"model={model}", f"output.prefix={prefix}", "refinement.cycles=0", "ensemble.rotations=1",
-                  "output.write_map=False", "--overwrite"],
+                  "output.write_map=False", "solve=False", "--overwrite"],
             logger=null_out(),
         )  # fmt: skip
         errors.append(p2d_bench.judge(truth, prefix + ".mtz")["phases"]["overall"]["mean_phase_error"])

@@ -161,7 +161,7 @@ def main():
                         run_program(
                             program_class=P2D,
                             args=[truth, f"model={path}", f"output.prefix={prefix}", f"refinement.cycles={cycles}",
-                                  f"ensemble.rotations={args.rotations}", "output.write_map=False"],
+                                  f"ensemble.rotations={args.rotations}", "output.write_map=False", "solve=False"],
                             logger=null_out(),
                         )  # fmt: skip
                         seconds.append(time.perf_counter() - t0)
