@@ -295,10 +295,32 @@ class SimulatedDataset:
         if missing:
             raise Sorry(f"Fields {missing} are not in {directory}; it has {available}.")
         self.dense_amplitudes = dense_amplitudes
-        self.hkl_box = (
+        # the span of the dataset's reflections; the dense boxes are laid out over hkl_box, the
+        # same unless lay_out_in_hkl_box() gave a larger one (a model's, when fine-tuning)
+        self.reflection_hkl_box = (
             np.min([s.hkl_box_min for s in self.shards], axis=0),
             np.max([s.hkl_box_max for s in self.shards], axis=0),
         )
+        self.hkl_box = self.reflection_hkl_box
+
+    def lay_out_in_hkl_box(self, box_min, box_max, whose: str = "the requested") -> None:
+        """Scatter the dense hkl boxes over ``box_min..box_max`` (inclusive) instead of the span
+        of the dataset's own reflections, e.g. a model's box when fine-tuning: each example then
+        lies where it would lie in a dataset that spanned that box, as the smaller cells of a
+        dataset lie in its box. A Sorry, naming the reflections outside, if they do not fit."""
+        from libtbx.utils import Sorry
+
+        from ml_phasing.examples.hkl_box import outside_box
+
+        lo, hi = np.asarray(box_min, int), np.asarray(box_max, int)
+        own_lo, own_hi = self.reflection_hkl_box
+        why = outside_box(own_lo, own_hi, lo, hi)
+        if why:
+            raise Sorry(
+                f"{self.directory}: its reflections span hkl {own_lo.tolist()}..{own_hi.tolist()}, outside "
+                f"{whose} box {lo.tolist()}..{hi.tolist()} ({why})."
+            )
+        self.hkl_box = (lo, hi)
 
     def __len__(self):
         return int(self.starts[-1])

@@ -107,6 +107,16 @@ simulate {
     remove_hydrogens = True
       .type = bool
       .help = "Drop H and D atoms."
+    b_jitter = 0.0
+      .type = float(value_min=0)
+      .help = "Augmentation: scale every atom's ADPs (isotropic and anisotropic) by one \
+               factor per example, exp(b_jitter * z) with z standard normal (log-normal, \
+               median 1, relative sd about b_jitter). 0: each atom keeps the file's ADPs."
+    site_jitter = 0.0
+      .type = float(value_min=0)
+      .help = "Augmentation: move every atom by a Gaussian displacement of this sd \
+               (Angstrom) along each Cartesian axis, independently per example; atoms on \
+               special positions stay on them. 0: the file's positions."
   }
   outputs {
     amplitudes = True

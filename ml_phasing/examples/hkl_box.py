@@ -40,3 +40,15 @@ def dense_amplitudes(refl: dict, box_min, box_max) -> dict:
     if np.all((origin >= 0) & (origin < np.array(shape))):
         out[7][tuple(origin)] = 1.0
     return {"hkl_box": out}
+
+
+def outside_box(span_min, span_max, box_min, box_max) -> str:
+    """Where the hkl span ``span_min..span_max`` leaves the box ``box_min..box_max`` (inclusive),
+    e.g. "h down to -11 (box from -10), l up to 24 (box to 18)"; "" when it fits."""
+    out = []
+    for axis, lo, hi, b_lo, b_hi in zip("hkl", span_min, span_max, box_min, box_max):
+        if lo < b_lo:
+            out.append(f"{axis} down to {int(lo)} (box from {int(b_lo)})")
+        if hi > b_hi:
+            out.append(f"{axis} up to {int(hi)} (box to {int(b_hi)})")
+    return ", ".join(out)

@@ -45,6 +45,7 @@ class SimulationConfig:
     voxel: tuple
     powder: PowderConfig
     noise: tuple = (0.0, 0.0)  # (relative_sigma, floor) on the Patterson's amplitudes
+    structure_jitter: tuple = (0.0, 0.0)  # source=structures: (b_jitter, site_jitter in A)
 
     @classmethod
     def from_recipe(cls, recipe: str, seed: int, amplitudes_only: bool = False):
@@ -91,6 +92,7 @@ class SimulationConfig:
             voxel=(v.frame, v.grid_points, v.sigma, v.weight, v.box_edge),
             powder=PowderConfig.from_phil(s.powder),
             noise=(s.noise.relative_sigma, s.noise.floor),
+            structure_jitter=(s.structures.b_jitter, s.structures.site_jitter),
         )
 
     def validate(self):
@@ -136,10 +138,11 @@ class StructureSource:
         if c.source == "peptides":
             return peptides.make_structure(c.peptides, rng, self.library)
         k = index % len(self.structures)
-        return self.structures[k].deep_copy_scatterers(), {
-            "source": "structures",
-            "file": os.path.basename(str(c.structure_files[k])),
-        }
+        xs = self.structures[k].deep_copy_scatterers()
+        meta = {"source": "structures", "file": os.path.basename(str(c.structure_files[k]))}
+        if any(c.structure_jitter):  # no draws without it: examples stay as they were
+            meta.update(structure_files.jitter(xs, rng, *c.structure_jitter))
+        return xs, meta
 
 
 @functools.lru_cache(maxsize=None)

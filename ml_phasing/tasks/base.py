@@ -81,6 +81,12 @@ class Task:
     def config_from_dataset(cls, dataset, tokens: bool = False) -> dict:
         raise NotImplementedError
 
+    @classmethod
+    def fine_tuning_config(cls, config: dict, model_config: dict) -> dict:
+        """The task config of fine-tuning a model (``model_config``) on a dataset (``config``);
+        tasks whose layout the model fixes override it (the extension task keeps its hkl box)."""
+        return config
+
     # ------------------------------------------------------------------ networks
     def apply(self, model, x: torch.Tensor) -> torch.Tensor:
         """The network on a batch, padded to its multiple (output not yet cropped)."""

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from libtbx.utils import Sorry
 
-from ml_phasing.examples.hkl_box import CHANNELS, dense_amplitudes
+from ml_phasing.examples.hkl_box import CHANNELS, dense_amplitudes, outside_box
 from ml_phasing.tasks.base import Task
 
 REFLECTION_FIELDS = ("reflections/indices", "reflections/f", "reflections/measured", "reflections/d")
@@ -64,6 +64,30 @@ class ExtendResolution(Task):
             "in_channels": 4,
             "out_channels": 1,
             "max_index": int(max(np.abs(lo).max(), np.abs(hi).max())),
+        }
+
+    @classmethod
+    def fine_tuning_config(cls, config: dict, model_config: dict) -> dict:
+        """The task config of fine-tuning a model (``model_config``) on a dataset (``config``, from
+        :meth:`config_from_dataset`). The model's hkl box and largest index are kept: a dataset
+        whose reflections fit inside the box is laid out in it (the trainer calls the dataset's
+        ``lay_out_in_hkl_box``), as the smaller cells of the model's own training set were; one
+        whose reflections do not fit is refused (a dense model sees nothing outside its box)."""
+        if "hkl_box_min" not in model_config:
+            return config
+        lo, hi = model_config["hkl_box_min"], model_config["hkl_box_max"]
+        why = outside_box(config["hkl_box_min"], config["hkl_box_max"], lo, hi)
+        if why:
+            raise Sorry(
+                f"The dataset's reflections span hkl {config['hkl_box_min']}..{config['hkl_box_max']}, outside "
+                f"the model's box {lo}..{hi} ({why}). Fine-tuning keeps the model's box: use structures "
+                f"whose reflections to {config['d_min_high']} A fit inside it."
+            )
+        return {
+            **config,
+            "hkl_box_min": list(lo),
+            "hkl_box_max": list(hi),
+            "max_index": model_config.get("max_index", config["max_index"]),
         }
 
     # ------------------------------------------------------------------ examples and batches

@@ -123,6 +123,22 @@ def model_kwargs(params, task_name: str, task_config: dict) -> tuple[str, dict]:
     return arch, kw
 
 
+def fine_tuning_config(task_cls, config: dict, model_config: dict) -> dict:
+    """The task config of a run fine-tuning a model (``model_config``) on a dataset (``config``):
+    the task's own rules (the extension task keeps the model's hkl box), and the space groups the
+    model serves are those of the model and of the new data together (the network has no
+    space-group input; the list only says which data it has been trained on). A model that
+    recorded none served every space group, and so does the fine-tuned one."""
+    config = task_cls.fine_tuning_config(config, model_config)
+    if "space_group_numbers" in config:
+        seen = model_config.get("space_group_numbers")
+        config = dict(config)
+        config["space_group_numbers"] = (
+            sorted({int(x) for x in seen} | set(config["space_group_numbers"])) if seen else []
+        )
+    return config
+
+
 def _none(choice):
     """PHIL turns the choice 'none' into None; the networks spell it 'none'."""
     return "none" if choice is None else choice
@@ -188,6 +204,7 @@ class Trainer:
             self.arch, self.kwargs = init_blob["architecture"], dict(init_blob["model_kwargs"])
             if "in_channels" in self.kwargs:  # e.g. a model without recycling fine-tuned with it
                 self.kwargs["in_channels"] = config["in_channels"]
+            config = fine_tuning_config(task_cls, config, init_blob["task_config"])
             for key in ("grid", "hkl_box_min", "hkl_box_max", "input_shape", "output_shape"):
                 if key in init_blob["task_config"] and key in config and init_blob["task_config"][key] != config[key]:
                     raise Sorry(
@@ -202,9 +219,13 @@ class Trainer:
         config["pad_multiple"] = pad_multiple(self.arch, self.kwargs)
         self.task_config = config
         self.task = tasks.make_task(self.t.task, config)
+        if init_blob is not None:
+            self._lay_out(self.train_base)
         n = len(self.train_base)
         if self.t.data.validation:
             self.val_base = task_cls.open_dataset(self.t.data.validation, tokens)
+            if init_blob is not None:
+                self._lay_out(self.val_base)
             train_idx, val_idx = list(range(n)), list(range(len(self.val_base)))
         elif self.t.data.simulate:
             from ml_phasing.dataset import GeneratedDataset
@@ -283,6 +304,12 @@ class Trainer:
         self.step = 0
 
     # ------------------------------------------------------------------ helpers
+    def _lay_out(self, dataset):
+        """Fine-tuning: a dataset of dense hkl boxes laid out over the model's box (a Sorry where
+        its reflections do not fit), so that every example lies where the model reads it."""
+        if getattr(dataset, "dense_amplitudes", False) and "hkl_box_min" in self.task_config:
+            dataset.lay_out_in_hkl_box(self.task_config["hkl_box_min"], self.task_config["hkl_box_max"], "the model's")
+
     def _calibration_set(self, task_cls, tokens, train_idx):
         """Examples that re-estimate per-pass batch-norm statistics (None where unused); collated
         into input batches on the device the first time :meth:`calibrate_norms` needs them."""
