@@ -256,31 +256,37 @@ def run(
             if figs_trial["cc"] < figs["cc"]:
                 break
         xs, fc, figs = trial, fc_trial, figs_trial
-    if mirror_rounds and figs.get("cc", 0.0) >= polish_min_cc:  # heavy-atom pseudo-inversion
-        unmirrored = heavy_atom_mirrors.unmirror(
-            xs,
-            target_set,
-            refine=lambda m: refine(m, target_set, restraints_weight=restraints_weight),
-            r1_of=lambda m: figures_of_merit.figures(f_obs, f_calc_of(m, f_obs))["r1"],
-            rounds=mirror_rounds,
+    # finishing moves on near solutions, each kept only where R1 falls: light atoms onto their
+    # images through heavy atoms (the heavy-atom pseudo-inversion), then the difference-map polish
+    finishing = []
+    if mirror_rounds:
+        finishing.append(
+            lambda m: heavy_atom_mirrors.unmirror(
+                m,
+                target_set,
+                refine=lambda t: refine(t, target_set, restraints_weight=restraints_weight),
+                r1_of=lambda t: figures_of_merit.figures(f_obs, f_calc_of(t, f_obs))["r1"],
+                rounds=mirror_rounds,
+            )
         )
-        if unmirrored is not xs:
-            xs = unmirrored
-            fc = f_calc_of(xs, f_obs)
-            figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
-            history.append((cycles + completion_cycles + 1, figs["r1"], figs["cc"]))
-    if polish_rounds and figs.get("cc", 0.0) >= polish_min_cc:
-        polished = polish(
-            xs,
-            target_set,
-            gridding,
-            elements,
-            rounds=polish_rounds,
-            restraints_weight=restraints_weight,
-            reassign_elements=reassign_elements,
+    if polish_rounds:
+        finishing.append(
+            lambda m: polish(
+                m,
+                target_set,
+                gridding,
+                elements,
+                rounds=polish_rounds,
+                restraints_weight=restraints_weight,
+                reassign_elements=reassign_elements,
+            )
         )
-        if polished is not xs:
-            xs = polished
+    for step in finishing:
+        if figs.get("cc", 0.0) < polish_min_cc:
+            break
+        finished = step(xs)
+        if finished is not xs:
+            xs = finished
             fc = f_calc_of(xs, f_obs)
             figs = figures_of_merit.figures(f_obs, fc, e_obs=e_obs)
             history.append((cycles + completion_cycles + 1, figs["r1"], figs["cc"]))
