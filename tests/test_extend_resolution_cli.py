@@ -123,6 +123,7 @@ def test_main_job_with_the_shipped_model(held_out):
     assert summary["model"].endswith("extend_1.2_to_1.0A.pt") and summary["d_min_target"] == 1.0
     # solve=Auto without composition=: the cell's contents are unknown, so no engine run
     assert "solution" not in summary and not list(held_out.glob("ext_solve*"))
+    assert "No structure refined (solve=Auto): give composition=" in proc.stdout
     ext = _mtz_arrays(held_out / "ext.mtz")["F_EXT,SIGF_EXT"]
     truth = _mtz_arrays(held_out / "held/examples/example_00000.mtz")
     assert truth["F,SIGF"].d_min() >= 1.2 - 1e-3  # the "measured" data stop at d_min_low

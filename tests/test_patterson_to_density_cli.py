@@ -171,6 +171,7 @@ def test_space_group_data_are_expanded_and_symmetrised(tmp_path):
     assert "Origin consistent with P 1 21 1" in proc.stdout
     # solve=Auto: one dialanine per P1 cell is what the model knows; in P21 nothing is assumed
     assert "Phasing engine" not in proc.stdout and not list(tmp_path.glob("p21_p2d_solve*"))
+    assert "No structure refined (solve=Auto)" in proc.stdout
     res = json.loads((tmp_path / "patterson_to_density_result.json").read_text())
     assert -1 <= res["symmetry_cc"] <= 1 and res["grid"] == [20, 18, 20]
     import iotbx.mtz

@@ -83,6 +83,7 @@ Examples:
         stem = os.path.splitext(os.path.basename(path))[0]
         self.prefix = self.params.output.prefix or f"{stem}_ext"
         outs = [f"{self.prefix}{s}" for s in (".mtz", ".hkl", ".ins", ".json")]
+        self.solve_was_auto = self.params.solve is Auto
         if self.params.solve is Auto:  # the engine runs where it knows the cell's contents
             self.params.solve = bool(self.params.composition)
         if self.params.solve:
@@ -158,6 +159,12 @@ Examples:
         if self.params.solve:
             self.result["solution"] = self._solve(r)
             files += self.result["solution"]["files"]
+        elif self.solve_was_auto:
+            print(
+                "\nNo structure refined (solve=Auto): give composition= (the asymmetric unit's contents, "
+                'e.g. composition="C10 N2 O2") to run the phasing engine on these data.',
+                file=self.logger,
+            )
         for f in files:
             print(f"  wrote {f}", file=out)
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2, default=str) + "\n")

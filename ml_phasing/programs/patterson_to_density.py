@@ -128,6 +128,7 @@ Examples:
             density_prediction.model_composition(self.bundle) if in_p1 and not self.intensity_model else None
         )
         self.bundle.check_supported(self.f_obs)
+        self.solve_was_auto = self.params.solve is Auto
         if self.params.solve is Auto:  # the engine runs where it knows the cell's contents
             self.params.solve = not self.intensity_model and bool(self.params.composition or self.model_composition)
             if self.params.solve:
@@ -268,6 +269,12 @@ Examples:
         if self.params.solve:
             self.result["solution"] = self._solve()
             files += self.result["solution"]["files"]
+        elif self.solve_was_auto and not self.intensity_model:
+            print(
+                "\nNo structure refined (solve=Auto): the cell's contents are not known for this model "
+                'and these data; give composition= (e.g. composition="C10 N3 O4") to run the phasing engine.',
+                file=self.logger,
+            )
         write_text(f"{self.prefix}.json", json.dumps(self.result, indent=2) + "\n")
         files.append(f"{self.prefix}.json")
 
