@@ -134,7 +134,9 @@ def test_extend_resolution_model_is_refused(trained, tmp_path):
     assert not list(trained.glob("ext*"))
 
 
-def test_cartesian_voxels_and_coarse_data_are_refused(trained, tmp_path):
+def test_a_cartesian_voxel_model_runs_and_a_cell_outside_its_cube_is_refused(trained, tmp_path):
+    """A model whose targets were Cartesian voxels (a cube from the origin): its cube is put back
+    on the unit cell's grid; with a fixed cube edge smaller than the cell, one Sorry."""
     from ml_phasing.io.atomic_io import torch_save
 
     blob = torch.load(trained / "run" / "model.pt", weights_only=True)
@@ -142,16 +144,58 @@ def test_cartesian_voxels_and_coarse_data_are_refused(trained, tmp_path):
     cfg["dataset_parameters"] = cfg["dataset_parameters"].replace(
         "frame = *fractional cartesian", "frame = fractional *cartesian"
     )
+    assert "*cartesian" in cfg["dataset_parameters"]
     torch_save(blob, str(tmp_path / "cart.pt"))
     proc = run_script(
         "ml_phasing.patterson_to_density",
         "small/examples/example_00000.mtz",
         f"model={tmp_path / 'cart.pt'}",
-        "output.prefix=cart",
+        f"output.prefix={tmp_path / 'cart'}",
         cwd=trained,
     )
-    _one_sorry(proc, "cartesian voxels")
+    assert_clean_exit(proc)
+    assert (tmp_path / "cart.mtz").stat().st_size > 0 and (tmp_path / "cart_density.ccp4").stat().st_size > 0
+    cfg["dataset_parameters"] = cfg["dataset_parameters"].replace("box_edge = None", "box_edge = 3")
+    assert "box_edge = 3" in cfg["dataset_parameters"]
+    torch_save(blob, str(tmp_path / "cart3.pt"))
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "small/examples/example_00000.mtz",
+        f"model={tmp_path / 'cart3.pt'}",
+        "output.prefix=cart3",
+        cwd=trained,
+    )
+    _one_sorry(proc, "does not fit in this model's Cartesian cube")
+    assert not list(trained.glob("cart3*"))
 
+
+def test_cartesian_cube_resampled_on_the_cell_equals_the_fractional_voxels():
+    """Physics: the same atoms as Cartesian voxels, put back on the cell's grid, give the
+    fractional-voxel map (atoms away from the cell's faces, where the cube does not wrap)."""
+    from cctbx import crystal, xray
+    from cctbx.array_family import flex
+
+    from ml_phasing.examples import observables
+
+    cs = crystal.symmetry((9.0, 10.0, 11.0, 90, 90, 90), "P1")
+    sites = [(0.3, 0.4, 0.5), (0.6, 0.35, 0.45), (0.45, 0.62, 0.38), (0.52, 0.5, 0.66)]
+    xs = xray.structure(
+        crystal_symmetry=cs,
+        scatterers=flex.xray_scatterer([xray.scatterer("C", s, u=0.02, scattering_type="C") for s in sites]),
+    )
+    n = 32
+    frac = observables.voxel_atoms(xs, n, 0.6, "fractional", "atomic_number")
+    cube = observables.voxel_atoms(xs, n, 0.6, "cartesian", "atomic_number")
+    back = observables.cartesian_cube_to_cell(cube, cs.unit_cell())
+    assert back.shape == frac.shape
+    cc = np.corrcoef(back.ravel(), frac.ravel())[0, 1]
+    assert cc > 0.97, cc  # trilinear interpolation of 0.34 A voxels onto 0.28-0.34 A voxels
+    # the peaks sit on the atoms: the highest voxel of the resampled map is next to an atom
+    top = np.array(np.unravel_index(np.argmax(back), back.shape)) / n
+    assert min(cs.unit_cell().distance(tuple(top), s) for s in sites) < 0.5
+
+
+def test_coarse_data_are_refused(trained, tmp_path):
     from iotbx import mtz
 
     f = [a for a in mtz.object(str(trained / "small/examples/example_00000.mtz")).as_miller_arrays()]

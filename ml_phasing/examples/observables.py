@@ -312,3 +312,25 @@ def voxel_atoms(
     else:  # pragma: no cover - PHIL choice guards this
         raise Sorry(f"voxel_atoms.frame: unknown frame {frame!r}")
     return out.astype(np.float32)
+
+
+def cartesian_cube_to_cell(cube: np.ndarray, unit_cell, box_edge: float | None = None) -> np.ndarray:
+    """A Cartesian voxel cube (:func:`voxel_atoms` with ``frame="cartesian"``: voxel g at g *
+    spacing from the origin, spacing = edge / n) resampled onto an n^3 grid over the unit cell
+    (fractional voxels, periodic), by trilinear interpolation; points of the cell outside the
+    cube read 0, as atoms outside it were left out of the cube. Gaussian tails that cross the
+    cell's faces are not wrapped round (the cube is not periodic)."""
+    n = cube.shape[0]
+    edge = box_edge or max(unit_cell.parameters()[:3])
+    orth = np.array(unit_cell.orthogonalization_matrix()).reshape(3, 3)
+    f = np.stack(np.meshgrid(*(np.arange(k) / k for k in cube.shape), indexing="ij"), axis=-1).reshape(-1, 3)
+    u = (f @ orth.T) / (edge / n)  # fractional voxel indices in the cube
+    base = np.floor(u).astype(int)
+    t = u - base
+    out = np.zeros(len(u))
+    for corner in np.ndindex(2, 2, 2):
+        g = base + np.array(corner)
+        w = np.prod(np.where(np.array(corner) == 1, t, 1.0 - t), axis=1)
+        inside = np.all((g >= 0) & (g < np.array(cube.shape)), axis=1)
+        out[inside] += w[inside] * cube[g[inside, 0], g[inside, 1], g[inside, 2]]
+    return out.reshape(cube.shape).astype(np.float32)

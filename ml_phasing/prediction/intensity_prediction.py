@@ -108,6 +108,8 @@ def predict(bundle, f_obs, composition: dict, device: str = "cpu", refinement_cy
     f_abs, f_000, note = absolute_amplitudes(f_obs, composition, sim.form_factor)
     x = task.network_input(f_abs, f_000)
     density = task.predict_maps(bundle.network, x[None], device)[0].astype(np.float64)
+    if sim.voxel[0] == "cartesian":  # the cube, as trained, back onto the unit cell's grid
+        density = observables.cartesian_cube_to_cell(density, f_obs.unit_cell(), sim.voxel[4]).astype(np.float64)
     f_cut, f_p1 = phase_set(task, f_obs)
     result = density_prediction.phases_from_density(bundle, f_cut, f_p1, density, refinement_cycles, calibrate=False)
     result.update(

@@ -60,8 +60,9 @@ solve=False refinement.cycles=0 keeps the network's phases alone.
 A model of the task intensity_to_density (Scripps: |F|^2 on the integer hkl cube
 in, voxel atoms of the unit cell out, from ml_phasing.train) works too. Its input is
 built from the data as in training. The absolute scale and F000 come from
-composition= (estimated when it is not given). Its voxel map gives the phases. Not
-for Cartesian-voxel models or solve=True (docs/train.md).
+composition= (estimated when it is not given). Its voxel map gives the phases (a
+Cartesian voxel cube is first put back on the unit cell's grid). Not with solve=True
+(docs/train.md).
 
 Without model= the model shipped with the package is used (dialanine in 10 A P1
 cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model

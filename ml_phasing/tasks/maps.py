@@ -346,13 +346,15 @@ class IntensityToDensity(MapTask):
         """(the cube's finest d in the data's cell, the simulate configuration) for these data,
         or a Sorry that says what the model supports."""
         sim = self.simulation_config()
-        frame, n = sim.voxel[0], sim.voxel[1]
-        if frame != "fractional":
-            raise Sorry(
-                f"This model predicts {frame} voxels (a {n}^3 cube of fixed edge, not periodic); only models "
-                "trained with voxel_atoms.frame=fractional (voxels of the unit cell) can give phases. "
-                + self.supports(sim)
-            )
+        frame, n, edge = sim.voxel[0], sim.voxel[1], sim.voxel[4]
+        if frame == "cartesian" and edge:  # a cube of fixed edge from the origin: the cell must fit
+            cell = f_obs.unit_cell()
+            corners = [cell.orthogonalize((i, j, k)) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+            if min(min(c) for c in corners) < -0.01 or max(max(c) for c in corners) > edge * 1.01:
+                raise Sorry(
+                    f"The cell {tuple(round(x, 2) for x in cell.parameters())} does not fit in this model's "
+                    f"Cartesian cube of edge {edge:.1f} A (cartesian voxels). {self.supports(sim)}"
+                )
         if (
             list(self.config["output_shape"]) != [n, n, n]
             or list(self.config["input_shape"]) != [2 * self.h_max + 1] * 3
