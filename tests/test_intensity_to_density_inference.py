@@ -116,6 +116,17 @@ def _one_sorry(proc, *words):
         assert w in lines[0], proc.stderr
 
 
+def _run_model(trained, model, prefix):
+    """ml_phasing.patterson_to_density on the fixture's example with ``model``."""
+    return run_script(
+        "ml_phasing.patterson_to_density",
+        "small/examples/example_00000.mtz",
+        f"model={model}",
+        f"output.prefix={prefix}",
+        cwd=trained,
+    )
+
+
 def test_extend_resolution_model_is_refused(trained, tmp_path):
     from ml_phasing.models import MLP
     from ml_phasing.models.model_file import save_model
@@ -123,13 +134,7 @@ def test_extend_resolution_model_is_refused(trained, tmp_path):
     net = MLP(in_shape=(1, 3, 3, 3), out_shape=(1, 3, 3, 3), hidden=(2,))
     kwargs = {"in_shape": [1, 3, 3, 3], "out_shape": [1, 3, 3, 3], "hidden": [2], "dropout": 0.0}
     save_model(str(tmp_path / "ext.pt"), net, "mlp", kwargs, {"task": "extend_resolution"})
-    proc = run_script(
-        "ml_phasing.patterson_to_density",
-        "small/examples/example_00000.mtz",
-        f"model={tmp_path / 'ext.pt'}",
-        "output.prefix=ext",
-        cwd=trained,
-    )
+    proc = _run_model(trained, tmp_path / "ext.pt", "ext")
     _one_sorry(proc, "'extend_resolution'")
     assert not list(trained.glob("ext*"))
 
@@ -146,25 +151,12 @@ def test_a_cartesian_voxel_model_runs_and_a_cell_outside_its_cube_is_refused(tra
     )
     assert "*cartesian" in cfg["dataset_parameters"]
     torch_save(blob, str(tmp_path / "cart.pt"))
-    proc = run_script(
-        "ml_phasing.patterson_to_density",
-        "small/examples/example_00000.mtz",
-        f"model={tmp_path / 'cart.pt'}",
-        f"output.prefix={tmp_path / 'cart'}",
-        cwd=trained,
-    )
-    assert_clean_exit(proc)
+    assert_clean_exit(_run_model(trained, tmp_path / "cart.pt", tmp_path / "cart"))
     assert (tmp_path / "cart.mtz").stat().st_size > 0 and (tmp_path / "cart_density.ccp4").stat().st_size > 0
     cfg["dataset_parameters"] = cfg["dataset_parameters"].replace("box_edge = None", "box_edge = 3")
     assert "box_edge = 3" in cfg["dataset_parameters"]
     torch_save(blob, str(tmp_path / "cart3.pt"))
-    proc = run_script(
-        "ml_phasing.patterson_to_density",
-        "small/examples/example_00000.mtz",
-        f"model={tmp_path / 'cart3.pt'}",
-        "output.prefix=cart3",
-        cwd=trained,
-    )
+    proc = _run_model(trained, tmp_path / "cart3.pt", "cart3")
     _one_sorry(proc, "does not fit in this model's Cartesian cube")
     assert not list(trained.glob("cart3*"))
 
