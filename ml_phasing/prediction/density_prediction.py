@@ -168,16 +168,10 @@ def model_composition(bundle) -> dict | None:
     dialanine alone (``peptides.kind=dialanine``, one fragment per P1 cell; the shipped
     dialanine model) has seen C6 N2 O2 (the generator's heavy atoms) in every cell. None for
     any other model (dipeptides of any two residues, random atoms, structure files)."""
-    from libtbx import phil
-
-    from ml_phasing.phil.simulate import phil_str
     from ml_phasing.sources import residue_geometry
 
-    text = bundle.task.config.get("dataset_parameters")
-    if not isinstance(text, str):
-        return None
-    params = phil.parse(phil_str, process_includes=True).fetch(sources=[phil.parse(text)]).extract()
-    if params.simulate.source != "peptides" or params.simulate.peptides.kind != "dialanine":
+    sim = bundle.task.training_simulation()
+    if sim is None or sim.source != "peptides" or sim.peptides.kind != "dialanine":
         return None
     composition = {}
     for atom in residue_geometry.build_dipeptide("ALA", "ALA", np.random.default_rng(0)):

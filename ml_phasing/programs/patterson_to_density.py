@@ -133,8 +133,9 @@ Examples:
         if self.params.solve is Auto:  # the engine runs where it knows the cell's contents
             self.params.solve = not self.intensity_model and bool(self.params.composition or self.model_composition)
             if self.params.solve:
-                refuse_existing(self._solve_outputs(), self.params.output.overwrite)
-                self.outputs += self._solve_outputs()
+                solve_outputs = self._solve_outputs()
+                refuse_existing(solve_outputs, self.params.output.overwrite)
+                self.outputs += solve_outputs
         if self.intensity_model:
             self._validate_intensity_model()
         if self.params.refinement.cycles is Auto:

@@ -49,6 +49,20 @@ class MapTask(Task):
     def dataset_fields(cls, tokens: bool = False) -> tuple:
         return (cls.input_field, cls.target_field)
 
+    def training_simulation(self):
+        """The simulate configuration (``SimulationConfig``) the training data were made with,
+        read from the model's ``dataset_parameters``; None where the model file has none."""
+        text = self.config.get("dataset_parameters")
+        if not isinstance(text, str):
+            return None
+        from libtbx import phil
+
+        from ml_phasing.examples.simulation import SimulationConfig
+        from ml_phasing.phil.simulate import phil_str
+
+        master = phil.parse(phil_str, process_includes=True)
+        return SimulationConfig.from_params(master.fetch(sources=[phil.parse(text)]).extract())
+
     def example(self, item: dict, meta: dict) -> dict:
         x = scale_max_abs(np.asarray(item[self.input_field], np.float32))
         y = scale_max_abs(np.asarray(item[self.target_field], np.float32))
@@ -168,14 +182,19 @@ class PattersonToDensity(MapTask):
             return self.apply(model, x)
         from ml_phasing.models.blocks import set_recycling_pass
 
-        crop = (..., slice(0, x.shape[2]), slice(0, x.shape[3]), slice(0, x.shape[4]))
         estimate = torch.zeros_like(x)
         with torch.no_grad():
             for i in range(passes - 1):
                 set_recycling_pass(model, i)
-                estimate = impose_amplitudes(self.apply(model, torch.cat([x, estimate], 1))[crop], x)
+                estimate = self.next_estimate(model, x, estimate)
         set_recycling_pass(model, passes - 1)
         return self.apply(model, torch.cat([x, estimate], 1))
+
+    def next_estimate(self, model, x: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """One recycling pass: the network's output on (Patterson, estimate), cropped to the
+        input's grid, with the observed amplitudes imposed: the next pass's estimate."""
+        y = self.apply(model, torch.cat([x, estimate], 1))
+        return impose_amplitudes(y[..., : x.shape[2], : x.shape[3], : x.shape[4]], x)
 
     def forward(self, model, batch):
         passes = self.passes
@@ -293,19 +312,13 @@ class IntensityToDensity(MapTask):
     def simulation_config(self):
         """The simulate configuration of the training data (``dataset_parameters``), or a Sorry
         when the model file lacks it."""
-        text = self.config.get("dataset_parameters")
-        if not isinstance(text, str) or "input_shape" not in self.config or "output_shape" not in self.config:
+        sim = self.training_simulation()
+        if sim is None or "input_shape" not in self.config or "output_shape" not in self.config:
             raise Sorry(
                 "This intensity_to_density model file lacks the layout of its training data "
                 "(task_config input_shape, output_shape and dataset_parameters); retrain it with ml_phasing.train."
             )
-        from libtbx import phil
-
-        from ml_phasing.examples.simulation import SimulationConfig
-        from ml_phasing.phil.simulate import phil_str
-
-        master = phil.parse(phil_str, process_includes=True)
-        return SimulationConfig.from_params(master.fetch(sources=[phil.parse(text)]).extract())
+        return sim
 
     @property
     def h_max(self) -> int:

@@ -577,7 +577,6 @@ def calibrate_pass_statistics(model, task, inputs) -> None:
     estimates that passes 0..i-1, already calibrated, make in evaluation mode, as inference
     runs them. Leaves the model in evaluation mode."""
     from ml_phasing.models.blocks import PassBatchNorm3d, set_recycling_pass
-    from ml_phasing.tasks.maps import impose_amplitudes
 
     norms = [m for m in model.modules() if isinstance(m, PassBatchNorm3d)]
     estimates = [torch.zeros_like(x) for x in inputs]
@@ -597,12 +596,7 @@ def calibrate_pass_statistics(model, task, inputs) -> None:
             m.momentum = momentum
         model.eval()
         if p + 1 < task.passes:  # the next pass's estimates, as inference makes them
-            estimates = [
-                impose_amplitudes(
-                    task.apply(model, torch.cat([x, e], 1))[..., : x.shape[2], : x.shape[3], : x.shape[4]], x
-                )
-                for x, e in zip(inputs, estimates)
-            ]
+            estimates = [task.next_estimate(model, x, e) for x, e in zip(inputs, estimates)]
 
 
 def load_widened(model, state: dict) -> None:
