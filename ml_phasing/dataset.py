@@ -377,6 +377,11 @@ def torch_dataset(directory: str, fields=None, dense_amplitudes: bool = False):
     return ds
 
 
+# Fields whose shape the recipe fixes whatever the cell (the hkl cube and the voxel grid of the
+# Scripps task), so random cells can be made on the fly for them.
+FIXED_SHAPE_FIELDS = frozenset({"intensity_grid", "voxel_atoms"})
+
+
 class GeneratedDataset:
     """Examples made on the fly from a simulate recipe, never written to disk.
 
@@ -385,7 +390,8 @@ class GeneratedDataset:
     reproducible and a resumed run sees the same stream; the trainer moves ``offset`` by
     ``len(self)`` each epoch, so no example is seen twice. ``materialise()`` makes all
     examples once and keeps them (a validation set). Only recipes whose examples share one
-    map grid (source=peptides, a fixed cell) serve the map tasks this way.
+    map grid (source=peptides, a fixed cell) serve the map tasks this way; any source serves the
+    fixed-shape fields of the intensity-to-density task (:data:`FIXED_SHAPE_FIELDS`).
     """
 
     def __init__(self, recipe: str, n: int, fields, random_seed: int | None = None, materialise: bool = False):
@@ -396,12 +402,13 @@ class GeneratedDataset:
         self.recipe = recipe
         self.config = simulation.SimulationConfig.from_recipe(recipe, random_seed)
         self.config.validate()
-        if self.config.source != "peptides":
+        self.fields = list(fields)
+        if self.config.source != "peptides" and not set(self.fields) <= FIXED_SHAPE_FIELDS:
             raise Sorry(
                 f"train.data.simulate={recipe}: on-the-fly examples need one map grid for all examples "
-                "(source=peptides, a fixed cell); simulate shards for other sources."
+                "(source=peptides, a fixed cell, or only the fixed-shape fields "
+                f"{sorted(FIXED_SHAPE_FIELDS)}); simulate shards for other sources."
             )
-        self.fields = list(fields)
         missing = [f for f in self.fields if f not in self.config.outputs]
         if missing:
             raise Sorry(f"train.data.simulate={recipe} does not make {missing} (simulate.outputs).")

@@ -208,3 +208,34 @@ def test_examples_made_on_the_fly_are_simulate_examples(tmp_path):
     other.write_text("simulate { source = random_atoms }\n")
     with pytest.raises(Sorry, match="one map grid"):
         dataset.GeneratedDataset(str(other), 2, ["patterson", "density"])
+
+
+def test_random_cells_on_the_fly_for_the_fixed_shape_fields(tmp_path):
+    """Issue 15: random cells (each its own cell) serve the intensity-to-density task on the fly,
+    since its hkl cube and voxel grid have one shape whatever the cell; position i is simulate's
+    example i, and a recipe that asks also for a map on the cell's grid is refused."""
+    import pytest
+    from libtbx.utils import Sorry
+
+    recipe = tmp_path / "scripps.eff"
+    recipe.write_text(
+        "random_seed = 2\nsimulate { source = random_atoms\n d_min_low = 1.0\n d_min_high = 1.0\n"
+        " random_atoms { space_groups = P1\n n_atoms_min = 3\n n_atoms_max = 4 }\n"
+        " outputs { amplitudes = False\n patterson = False\n density = False\n intensity_grid = True\n"
+        " voxel_atoms = True }\n intensity_grid { h_max = 2 }\n voxel_atoms { grid_points = 6 } }\n"
+    )
+    fields = ["intensity_grid", "voxel_atoms"]
+    data = dataset.GeneratedDataset(str(recipe), 3, fields)
+    config = simulation.SimulationConfig.from_recipe(str(recipe), None)
+    source = simulation.StructureSource(config)
+    cells = set()
+    for i in range(3):
+        expected = simulation.make_example(config, i, source)
+        item = data[i]
+        assert item["intensity_grid"].shape == (5, 5, 5) and item["voxel_atoms"].shape == (6, 6, 6)
+        assert np.array_equal(item["intensity_grid"], expected["fields"]["intensity_grid"])
+        assert np.array_equal(item["voxel_atoms"], expected["fields"]["voxel_atoms"])
+        cells.add(tuple(item["_meta"]["unit_cell"]))
+    assert len(cells) == 3  # random cells, one grid shape
+    with pytest.raises(Sorry, match="fixed-shape fields"):
+        dataset.GeneratedDataset(str(recipe), 2, [*fields, "patterson"])

@@ -7,7 +7,7 @@ model (Scripps: |F|^2 on the integer hkl cube in, atoms as Gaussian voxels of th
 2. The network's input is |F|^2 on the cube divided by its maximum, F000^2, as in training. The
    amplitudes must therefore be on the absolute scale of the model's form factors and F000 is
    needed; both come from the unit-cell contents (``composition``, per asymmetric unit):
-   ``form_factor=xray``: a Wilson fit of <|F|^2> to sum f_j(s)^2 exp(-2B s^2) gives the scale
+   ``form_factor=xray``: cctbx's Wilson plot of <|F|^2> against sum f_j(s)^2 exp(-2B s^2) gives the scale
    (the data keep their own fall-off, as training kept the atoms' B), F000 = sum Z;
    ``form_factor=atomic_number`` (point atoms of weight Z, no B): |F| = |E| sqrt(eps sum Z^2)
    with the locally normalised |E| of training (``observables._quasi_e``), F000 = sum Z.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from cctbx.array_family import flex
-from cctbx.eltbx import tiny_pse, xray_scattering
+from cctbx.eltbx import tiny_pse
 
 from ml_phasing.examples import observables
 from ml_phasing.prediction import density_prediction
@@ -38,31 +38,16 @@ def f000(contents: dict) -> float:
     return float(sum(tiny_pse.table(e).atomic_number() * n for e, n in contents.items()))
 
 
-def wilson_scale(f_obs, contents: dict, n_bins: int = 10) -> tuple[float, float]:
-    """(k, B) of <|F|^2/eps>_shell = k sum_j f_j(s)^2 exp(-2 B s^2), s^2 = 1/(4 d^2), fitted
-    by least squares on the logarithms of the resolution shells' means."""
-    f = f_obs.data().as_numpy_array().astype(np.float64)
-    eps = f_obs.epsilons().data().as_numpy_array().astype(np.float64)
-    d_star_sq = f_obs.d_star_sq().data().as_numpy_array()
-    tables = {e: xray_scattering.wk1995(e).fetch() for e in contents}
-    n_bins = max(1, min(n_bins, f.size // 20))
-    edges = np.quantile(d_star_sq, np.linspace(0, 1, n_bins + 1))
-    shell = np.clip(np.searchsorted(edges, d_star_sq, side="right") - 1, 0, n_bins - 1)
-    xs, ys = [], []
-    for b in range(n_bins):
-        sel = shell == b
-        if not sel.any():
-            continue
-        mean_i = float(np.mean(f[sel] ** 2 / eps[sel]))
-        s2 = float(np.mean(d_star_sq[sel]))
-        sum_f2 = sum(n * tables[e].at_d_star_sq(s2) ** 2 for e, n in contents.items())
-        if mean_i > 0 and sum_f2 > 0:
-            xs.append(s2 / 4.0)
-            ys.append(np.log(mean_i / sum_f2))
-    if len(xs) < 2:
-        return float(np.exp(ys[0])) if ys else 1.0, 0.0
-    slope, intercept = np.polyfit(xs, ys, 1)
-    return float(np.exp(intercept)), float(-slope / 2.0)
+def wilson_scale(f_obs, composition: dict, n_bins: int = 10) -> tuple[float, float]:
+    """(k, B) of the Wilson plot <|F|^2>_shell = k Z sum_j f_j(s)^2 exp(-2 B s^2), s = sin(theta)/
+    lambda, fitted by cctbx (``cctbx.statistics.wilson_plot``, WK1995 form factors) over up to
+    ``n_bins`` resolution shells of at least 20 reflections; ``composition`` per asymmetric unit."""
+    from cctbx import statistics
+
+    f = f_obs.select(f_obs.data() > 0)
+    f.setup_binner(n_bins=max(2, min(n_bins, f.size() // 20)))
+    plot = statistics.wilson_plot(f, composition, scattering_table="wk1995")
+    return float(plot.wilson_intensity_scale_factor), float(plot.wilson_b)
 
 
 def absolute_amplitudes(f_obs, composition: dict, form_factor: str):
@@ -75,7 +60,7 @@ def absolute_amplitudes(f_obs, composition: dict, form_factor: str):
         data = e * flex.sqrt(eps * sum_z2)
         note = "point atoms of weight Z: |F| = |E| sqrt(eps sum Z^2)"
     else:
-        k, b = wilson_scale(f_obs, contents)
+        k, b = wilson_scale(f_obs, composition)
         data = f_obs.data() / np.sqrt(k)
         note = f"Wilson scale k = {k:.4g}, B = {b:.2f} A^2"
     f_abs = f_obs.customized_copy(data=data, sigmas=None).set_observation_type_xray_amplitude()
