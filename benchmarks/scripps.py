@@ -1,6 +1,6 @@
 """Intensity-to-density models (Scripps, Cumby and Seth 2021) on held-out examples of their recipe.
 
-For each model file (task intensity_to_density, fractional voxels), N examples of the model's
+For each model file (task intensity_to_density), N examples of the model's
 own simulate recipe (the ``dataset_parameters`` stored in the model file) are made with
 random_seed 1000003 (training used 0), and for each the network's voxel map (input: |F|^2 on
 the integer hkl cube divided by its maximum, F000^2, as in training) is judged against the
@@ -17,6 +17,10 @@ true voxel map (Gaussian atoms, sigma and weight of the recipe) and the true ato
                      predicted vector (the matched ones only)
       atoms          share of the true atoms matched within 0.5 A by the K peaks after the
                      best origin shift and hand (cctbx euclidean model matching, emma)
+    A model on Cartesian voxels (a cube from the cell's origin) is judged on the unit cell: its
+    cube is put back on the cell's n^3 grid as ml_phasing.patterson_to_density does
+    (observables.cartesian_cube_to_cell), and the true map is the atoms' fractional voxels; the
+    row "true cube" is the true Cartesian cube put back the same way (what resampling loses).
 (b) Map CC of the predicted against the true voxel map, plain and after the best origin
     shift and hand, and the mean phase error (unweighted and |F_true|-weighted, degrees) of
     the map's Fourier coefficients on the voxel grid (every h with |h_i| < n/2 where both
@@ -50,7 +54,7 @@ import numpy as np
 from cctbx import crystal, xray
 from cctbx.array_family import flex
 
-from ml_phasing.examples import simulation
+from ml_phasing.examples import observables, simulation
 from ml_phasing.metrics.atoms import _vectors, atom_recovery, interatomic_vector_match, peak_sites
 from ml_phasing.metrics.maps import compare_maps
 from ml_phasing.models import model_file
@@ -142,10 +146,13 @@ def run_model(path, n, rng):
     bundle = model_file.load_bundle(path, task="intensity_to_density")
     task = bundle.task
     sim = task.simulation_config()
-    if sim.voxel[0] != "fractional":
-        raise SystemExit(f"{path}: only fractional voxel models are supported")
+    frame, n_grid, sigma, weight, edge = sim.voxel
+    cartesian = frame == "cartesian"
     examples = held_out(sim, n)
-    rows = {k: [] for k in ("network", "true map", "random phases", "zero phases", "Patterson", "random sites")}
+    names = ["network", "true map", "random phases", "zero phases", "Patterson", "random sites"]
+    if cartesian:
+        names.insert(2, "true cube")
+    rows = {k: [] for k in names}
     seconds = 0.0
     for ex in examples:
         fields, meta = ex["fields"], ex["meta"]
@@ -153,12 +160,20 @@ def run_model(path, n, rng):
         k = xs.scatterers().size()
         uc = xs.unit_cell()
         true_map = np.asarray(fields["voxel_atoms"], float)
-        true_map = true_map / np.abs(true_map).max()
         cube = np.asarray(fields["intensity_grid"], np.float32)
         t0 = time.perf_counter()
         x = cube / np.abs(cube).max()
         pred = task.predict_maps(bundle.network, x[None])[0].astype(np.float64)
+        if cartesian:  # the cube back on the cell's grid, as the program does; judged on the cell
+            pred = observables.cartesian_cube_to_cell(pred, uc, edge).astype(np.float64)
         seconds += time.perf_counter() - t0
+        if cartesian:
+            resampled = observables.cartesian_cube_to_cell(true_map, uc, edge).astype(np.float64)
+            true_map = observables.voxel_atoms(xs, n_grid, sigma, "fractional", weight).astype(np.float64)
+            rows["true cube"].append(
+                {**vector_scores(xs, peaks(resampled, xs, k)), **map_scores(true_map, resampled, uc)}
+            )
+        true_map = true_map / np.abs(true_map).max()
         zero = phased(true_map, np.zeros(true_map.shape))
         rand = phased(true_map, random_phases(true_map.shape, rng))
         pat = patterson_on_grid(cube.astype(np.float64), true_map.shape[0])
@@ -195,7 +210,8 @@ def main():
         n_atoms = [e["meta"]["n_atoms_asu"] for e in examples]
         print(
             f"\n{path}: {blob['architecture']} ({blob['n_parameters']} parameters), |F|^2 cube "
-            f"-{bundle.task.h_max}..{bundle.task.h_max}, {sim.voxel[1]}^3 fractional voxels; {len(examples)} "
+            f"-{bundle.task.h_max}..{bundle.task.h_max}, {sim.voxel[1]}^3 {sim.voxel[0]} voxels, "
+            f"{sim.form_factor} form factors; {len(examples)} "
             f"examples of {min(n_atoms)}-{max(n_atoms)} atoms; network {1000 * seconds / len(examples):.1f} ms/example"
         )
         header = (

@@ -173,7 +173,8 @@ simulate {
   voxel_atoms {
     frame = *fractional cartesian
       .type = choice
-      .help = "Grid over the unit cell (fractional) or a Cartesian cube."
+      .help = "Grid over the unit cell (fractional, periodic) or a Cartesian cube that \
+               holds the unit cell (cartesian, not periodic)."
     grid_points = 32
       .type = int(value_min=4)
       .help = "Voxels along each edge."
@@ -185,7 +186,8 @@ simulate {
       .help = "Peak weight of each atom."
     box_edge = None
       .type = float(value_min=1)
-      .help = "Edge of the Cartesian cube (Angstrom), default the longest cell edge."
+      .help = "Edge of the Cartesian cube (Angstrom), default the longest side of the unit \
+               cell's bounding box; the cube starts at the box's lowest corner."
   }
   powder {
     wavelength = 1.5406

@@ -178,7 +178,7 @@ def test_extend_resolution_model_is_refused(trained, tmp_path):
 
 
 def test_a_cartesian_voxel_model_runs_and_a_cell_outside_its_cube_is_refused(trained, tmp_path):
-    """A model whose targets were Cartesian voxels (a cube from the origin): its cube is put back
+    """A model whose targets were Cartesian voxels (a cube that holds the cell): its cube is put back
     on the unit cell's grid; with a fixed cube edge smaller than the cell, one Sorry."""
     from ml_phasing.io.atomic_io import torch_save
 
@@ -199,15 +199,18 @@ def test_a_cartesian_voxel_model_runs_and_a_cell_outside_its_cube_is_refused(tra
     assert not list(trained.glob("cart3*"))
 
 
-def test_cartesian_cube_resampled_on_the_cell_equals_the_fractional_voxels():
+@pytest.mark.parametrize("cell", [(9.0, 10.0, 11.0, 90, 90, 90), (9.0, 10.0, 11.0, 83, 109, 129)])
+def test_cartesian_cube_resampled_on_the_cell_equals_the_fractional_voxels(cell):
     """Physics: the same atoms as Cartesian voxels, put back on the cell's grid, give the
-    fractional-voxel map (atoms away from the cell's faces, where the cube does not wrap)."""
+    fractional-voxel map (atoms away from the cell's faces, where the cube does not wrap), in a
+    rectangular cell and in an obtuse triclinic one (the angles of the Scripps recipes' random
+    cells, where a cube from the origin left most atoms out: negative x)."""
     from cctbx import crystal, xray
     from cctbx.array_family import flex
 
     from ml_phasing.examples import observables
 
-    cs = crystal.symmetry((9.0, 10.0, 11.0, 90, 90, 90), "P1")
+    cs = crystal.symmetry(cell, "P1")
     sites = [(0.3, 0.4, 0.5), (0.6, 0.35, 0.45), (0.45, 0.62, 0.38), (0.52, 0.5, 0.66)]
     xs = xray.structure(
         crystal_symmetry=cs,
@@ -216,6 +219,12 @@ def test_cartesian_cube_resampled_on_the_cell_equals_the_fractional_voxels():
     n = 32
     frac = observables.voxel_atoms(xs, n, 0.6, "fractional", "atomic_number")
     cube = observables.voxel_atoms(xs, n, 0.6, "cartesian", "atomic_number")
+    corner, edge = observables.cartesian_box(cs.unit_cell())
+    orth = np.array(cs.unit_cell().orthogonalization_matrix()).reshape(3, 3)
+    cart = np.array(sites) @ orth.T - corner
+    assert (cart > 0).all() and (cart < edge).all()  # every atom inside the cube
+    voxel = (edge / n) ** 3  # each atom's Gaussian, whole in the cube, integrates to Z (2 pi s^2)^(3/2)
+    assert cube.sum() * voxel == pytest.approx(6 * len(sites) * (2 * np.pi * 0.36) ** 1.5, rel=0.02)
     back = observables.cartesian_cube_to_cell(cube, cs.unit_cell())
     assert back.shape == frac.shape
     cc = np.corrcoef(back.ravel(), frac.ravel())[0, 1]

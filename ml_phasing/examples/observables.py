@@ -265,8 +265,9 @@ def voxel_atoms(
     """Atoms as Gaussians of width ``sigma`` (Angstrom) on a voxel grid (Scripps).
 
     ``frame="fractional"``: an n^3 grid over the unit cell, periodic.
-    ``frame="cartesian"``: an n^3 cube of edge ``box_edge`` (default the longest
-    cell edge) from the origin, holding the unit-cell contents, not periodic.
+    ``frame="cartesian"``: an n^3 cube of edge ``box_edge`` (default the longest side of the
+    unit cell's bounding box) from the bounding box's lowest corner (:func:`cartesian_box`),
+    holding the unit-cell contents (sites in [0, 1)), not periodic.
     ``weight`` is ``atomic_number`` or ``unit``.
     """
     from cctbx.eltbx import tiny_pse
@@ -297,9 +298,9 @@ def voxel_atoms(
             gi = np.mod(g, n)
             np.add.at(out, (gi[:, 0], gi[:, 1], gi[:, 2]), val)
     elif frame == "cartesian":
-        edge = box_edge or max(uc.parameters()[:3])
+        corner, edge = cartesian_box(uc, box_edge)
         spacing = edge / n
-        cart = frac @ orth.T
+        cart = frac @ orth.T - corner
         half = int(math.ceil(cutoff / spacing))
         off = np.arange(-half, half + 1)
         for c, wi in zip(cart, w):
@@ -314,17 +315,35 @@ def voxel_atoms(
     return out.astype(np.float32)
 
 
+def cartesian_box(unit_cell, box_edge: float | None = None) -> tuple[np.ndarray, float]:
+    """(lowest corner, edge) of the Cartesian voxel cube of a unit cell: the cube starts at the
+    lowest corner of the bounding box of the cell's parallelepiped (Cartesian, Angstrom) and
+    its edge is ``box_edge`` or, by default, the bounding box's longest side, so the whole
+    parallelepiped (every site in [0, 1)) lies inside it, whatever the cell's angles."""
+    orth = np.array(unit_cell.orthogonalization_matrix()).reshape(3, 3)
+    corners = np.array(list(np.ndindex(2, 2, 2)), float) @ orth.T
+    low = corners.min(axis=0)
+    return low, float(box_edge or (corners.max(axis=0) - low).max())
+
+
+def cartesian_box_fits(unit_cell, box_edge: float) -> bool:
+    """Whether the cell's parallelepiped fits in a Cartesian cube of edge ``box_edge``."""
+    orth = np.array(unit_cell.orthogonalization_matrix()).reshape(3, 3)
+    corners = np.array(list(np.ndindex(2, 2, 2)), float) @ orth.T
+    return bool((corners.max(axis=0) - corners.min(axis=0)).max() <= box_edge * 1.01)
+
+
 def cartesian_cube_to_cell(cube: np.ndarray, unit_cell, box_edge: float | None = None) -> np.ndarray:
-    """A Cartesian voxel cube (:func:`voxel_atoms` with ``frame="cartesian"``: voxel g at g *
-    spacing from the origin, spacing = edge / n) resampled onto an n^3 grid over the unit cell
+    """A Cartesian voxel cube (:func:`voxel_atoms` with ``frame="cartesian"``: voxel g at
+    corner + g * spacing, spacing = edge / n, :func:`cartesian_box`) resampled onto an n^3 grid over the unit cell
     (fractional voxels, periodic), by trilinear interpolation; points of the cell outside the
     cube read 0, as atoms outside it were left out of the cube. Gaussian tails that cross the
     cell's faces are not wrapped round (the cube is not periodic)."""
     n = cube.shape[0]
-    edge = box_edge or max(unit_cell.parameters()[:3])
+    corner, edge = cartesian_box(unit_cell, box_edge)
     orth = np.array(unit_cell.orthogonalization_matrix()).reshape(3, 3)
     f = np.stack(np.meshgrid(*(np.arange(k) / k for k in cube.shape), indexing="ij"), axis=-1).reshape(-1, 3)
-    u = (f @ orth.T) / (edge / n)  # fractional voxel indices in the cube
+    u = (f @ orth.T - corner) / (edge / n)  # fractional voxel indices in the cube
     base = np.floor(u).astype(int)
     t = u - base
     out = np.zeros(len(u))

@@ -360,10 +360,11 @@ class IntensityToDensity(MapTask):
         or a Sorry that says what the model supports."""
         sim = self.simulation_config()
         frame, n, edge = sim.voxel[0], sim.voxel[1], sim.voxel[4]
-        if frame == "cartesian" and edge:  # a cube of fixed edge from the origin: the cell must fit
+        if frame == "cartesian" and edge:  # a cube of fixed edge: the cell must fit
+            from ml_phasing.examples.observables import cartesian_box_fits
+
             cell = f_obs.unit_cell()
-            corners = [cell.orthogonalize((i, j, k)) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
-            if min(min(c) for c in corners) < -0.01 or max(max(c) for c in corners) > edge * 1.01:
+            if not cartesian_box_fits(cell, edge):
                 raise Sorry(
                     f"The cell {tuple(round(x, 2) for x in cell.parameters())} does not fit in this model's "
                     f"Cartesian cube of edge {edge:.1f} A (cartesian voxels). {self.supports(sim)}"
