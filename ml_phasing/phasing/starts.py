@@ -23,7 +23,8 @@ from libtbx.utils import Sorry
 
 @dataclass
 class Start:
-    kind: str  # random, charge_flipping, p1_dual_space, patterson, patterson_to_density, phases, extend_resolution
+    kind: str  # random, charge_flipping, p1_dual_space, patterson, patterson_to_density, intensity_to_density,
+    # phases, extend_resolution
     label: str  # e.g. "rotation 3, inverted hand"
     phases: np.ndarray  # radians, on the engine's f_obs indices
 
@@ -181,6 +182,20 @@ def network_starts(bundle, f_obs, device: str = "cpu", rotations: int = 24, hand
                 f_obs,
             )
             yield Start("patterson_to_density", f"network, grid rotation {i + 1}, other hand", inverted)
+
+
+def prediction_starts(f_pred, f_obs, rng: np.random.Generator, kind: str, label: str, hands: bool = True):
+    """A start from one predicted phase set (an intensity-to-density model's, say), and its
+    other hand: the phases where the prediction has the reflection, random phases (obeying the
+    space group's restrictions) on the rest of the data, which the engine then phases."""
+    array = f_pred.map_to_asu()
+    lookup = dict(zip(array.indices(), flex.arg(array.data())))
+    fill = rng.uniform(-np.pi, np.pi, f_obs.size())
+    have = np.array([h in lookup for h in f_obs.indices()])
+    phases = np.where(have, [lookup.get(h, 0.0) for h in f_obs.indices()], fill)
+    yield Start(kind, f"{label} ({int(have.sum())} of {f_obs.size()} phases predicted)", _restricted(f_obs, phases))
+    if hands and not f_obs.space_group().is_centric():
+        yield Start(kind, f"{label}, other hand", _restricted(f_obs, np.where(have, -phases, fill)))
 
 
 def user_phases(path: str, f_obs, labels: str | None = None):

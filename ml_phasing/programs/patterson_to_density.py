@@ -61,8 +61,9 @@ A model of the task intensity_to_density (Scripps: |F|^2 on the integer hkl cube
 in, voxel atoms of the unit cell out, from ml_phasing.train) works too. Its input is
 built from the data as in training. The absolute scale and F000 come from
 composition= (estimated when it is not given). Its voxel map gives the phases (a
-Cartesian voxel cube is first put back on the unit cell's grid). Not with solve=True
-(docs/train.md).
+Cartesian voxel cube is first put back on the unit cell's grid) of the reflections in
+its hkl cube; with composition= (solve=Auto) the engine starts from them, the rest of
+the data's phases random (docs/train.md).
 
 Without model= the model shipped with the package is used (dialanine in 10 A P1
 cubic cells at 1.5 A); model=dipeptide_12A picks the shipped dipeptide model
@@ -131,7 +132,7 @@ Examples:
         self.bundle.check_supported(self.f_obs)
         self.solve_was_auto = self.params.solve is Auto
         if self.params.solve is Auto:  # the engine runs where it knows the cell's contents
-            self.params.solve = not self.intensity_model and bool(self.params.composition or self.model_composition)
+            self.params.solve = bool(self.params.composition or self.model_composition)
             if self.params.solve:
                 solve_outputs = self._solve_outputs()
                 refuse_existing(solve_outputs, self.params.output.overwrite)
@@ -164,12 +165,7 @@ Examples:
 
     def _validate_intensity_model(self):
         """What an intensity_to_density model needs besides the checks of its Task: the
-        unit-cell contents (absolute scale and F000 of its |F|^2 grid); no solve=True yet."""
-        if self.params.solve:
-            raise Sorry(
-                "solve=True is not supported with an intensity_to_density model yet; run without it, or "
-                "ml_phasing.solve on the same data."
-            )
+        unit-cell contents (absolute scale and F000 of its |F|^2 grid)."""
         self._read_composition()
 
     def run(self):
@@ -269,9 +265,9 @@ Examples:
                 "cube_d_min": r["cube_d_min"],
             }
         if self.params.solve:
-            self.result["solution"] = self._solve()
+            self.result["solution"] = self._solve(r)
             files += self.result["solution"]["files"]
-        elif self.solve_was_auto and not self.intensity_model:
+        elif self.solve_was_auto:
             print(
                 "\nNo structure refined (solve=Auto): the cell's contents are not known for this model "
                 'and these data; give composition= (e.g. composition="C10 N3 O4") to run the phasing engine.',
@@ -301,8 +297,9 @@ Examples:
         )
         return r
 
-    def _solve(self) -> dict:
-        """The engine from this prediction's starts (each grid rotation and hand), random starts in turn."""
+    def _solve(self, prediction: dict) -> dict:
+        """The engine from this prediction's starts (each grid rotation and hand of a Patterson
+        model; the one prediction and its other hand of an intensity model), random starts in turn."""
         from ml_phasing.phasing import solution, starts
 
         p = self.params
@@ -320,10 +317,13 @@ Examples:
         rng = np.random.default_rng([p.random_seed, 7])
 
         def chain():  # network and random starts in turn (see ml_phasing.solve)
-            yield from starts.interleaved(
-                starts.network_starts(self.bundle, self.f_obs, self.device, rotations=24),
-                starts.random_starts(self.f_obs, p.engine.max_starts, rng),
-            )
+            if self.intensity_model:
+                network = starts.prediction_starts(
+                    prediction["phases"], self.f_obs, rng, "intensity_to_density", "network"
+                )
+            else:
+                network = starts.network_starts(self.bundle, self.f_obs, self.device, rotations=24)
+            yield from starts.interleaved(network, starts.random_starts(self.f_obs, p.engine.max_starts, rng))
 
         settings = solution.settings_from_params(p.engine)
         result = solution.run(
