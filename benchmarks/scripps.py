@@ -215,18 +215,18 @@ def engine_rows(bundle, sim, examples, max_starts):
         for sc in xs.scatterers():
             comp[sc.scattering_type] = comp.get(sc.scattering_type, 0) + 1
         pred = intensity_prediction.predict(bundle, f_obs, comp)
+        network = starts.prediction_starts(
+            pred["phases"], f_obs, np.random.default_rng([i, 7]), "intensity_to_density", "network"
+        )
         chains = {
-            "network+engine": lambda: starts.interleaved(
-                starts.prediction_starts(
-                    pred["phases"], f_obs, np.random.default_rng([i, 7]), "intensity_to_density", "network"
-                ),
-                starts.random_starts(f_obs, max_starts, np.random.default_rng([i, 8])),
+            "network+engine": starts.interleaved(
+                network, starts.random_starts(f_obs, max_starts, np.random.default_rng([i, 8]))
             ),
-            "engine random": lambda: starts.random_starts(f_obs, max_starts, np.random.default_rng([i, 8])),
+            "engine random": starts.random_starts(f_obs, max_starts, np.random.default_rng([i, 8])),
         }
         for name, chain in chains.items():
             t0 = time.perf_counter()
-            res = engine.solve(f_obs, comp, chain(), engine.Settings(), seed=i, max_starts=max_starts)
+            res = engine.solve(f_obs, comp, chain, engine.Settings(), seed=i, max_starts=max_starts)
             sites = [sc.site for sc in res.best.structure.scatterers()]
             solved = atom_recovery(xs, sites, tolerance=TOLERANCE)["fraction_matched"] == 1.0
             first = next((a["start"] for a in res.attempts if a["solved"]), None)
@@ -244,7 +244,8 @@ def engine_rows(bundle, sim, examples, max_starts):
 
 
 def print_engine(rows):
-    print(f"{'engine':<15}{'solved':>8}{'flags':>7}{'right':>7}{'starts (median)':>17}{'s/example':>11}{'by network':>12}")
+    header = f"{'engine':<15}{'solved':>8}{'flags':>7}{'right':>7}{'starts (median)':>17}{'s/example':>11}"
+    print(header + f"{'by network':>12}")
     for name, rs in rows.items():
         flags = [r for r in rs if r["flag"]]
         won = sum(r["network_start_won"] for r in rs if r["flag"])
