@@ -118,6 +118,7 @@ def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True, restraints_we
 
     from ml_phasing.phasing import restraints
 
+    start = xs
     xs = xs.deep_copy_scatterers()
     if xs.scatterers().size() == 0:
         return xs
@@ -142,6 +143,9 @@ def refine(xs, f_obs, iterations: int = 25, refine_b: bool = True, restraints_we
             restraints.RestrainedLbfgs(manager, weight, **kwargs)
     except RuntimeError:  # an LBFGS line search that cannot proceed keeps the last good point
         pass
+    values = np.concatenate([np.asarray(xs.sites_frac()).ravel(), np.asarray(xs.scatterers().extract_u_iso())])
+    if not np.isfinite(values).all():  # a diverged minimisation (seen on 0.3 A data of 4 atoms): no step
+        return start.deep_copy_scatterers()
     clamp_b(xs)
     return xs
 
