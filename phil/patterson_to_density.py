@@ -14,7 +14,10 @@ symmetry {
 model = None
   .type = path
   .help = "Model file from ml_phasing.train, or a shipped model's name: dialanine_10A \\
-           (the default; 10 A cells at 1.5 A) or dipeptide_12A (12 A cells)."
+           (the default; 10 A cells at 1.5 A), dipeptide_12A (12 A cells), or one of \\
+           Scripps' setting (|F|^2 on the hkl cube of a small P1 cell of 3-6 atoms; give \\
+           composition=): scripps_mlp, scripps_unet, scripps_mlp_xray_cartesian, \\
+           scripps_unet_xray_cartesian (docs/models.md)."
 refinement {
   cycles = Auto
     .type = int(value_min=0)

@@ -29,6 +29,10 @@ SHIPPED = {
     "dipeptide_12A": ("patterson_dipeptide_12A.pt", "patterson_to_density"),
     "extend_1.2_to_1.0A": ("extend_1.2_to_1.0A.pt", "extend_resolution"),
     "extend_1.5_to_0.8A": ("extend_1.5_to_0.8A.pt", "extend_resolution"),
+    # Scripps, Cumby and Seth (2021), small random P1 cells (docs/models.md): reproductions of
+    # their setting, run by patterson_to_density with composition= (no better than zero phases)
+    "scripps_mlp": ("intensity_scripps_mlp.pt", "intensity_to_density"),
+    "scripps_unet": ("intensity_scripps_unet.pt", "intensity_to_density"),
 }
 
 
