@@ -35,9 +35,10 @@ true voxel map (Gaussian atoms, sigma and weight of the recipe) and the true ato
                        the cube on the voxel grid; every true vector from one atom is then a
                        Patterson vector): (a) only
       random sites     K uniformly random sites: (a) only
-(d) With --engine N (N > 0): the phasing engine on each example's amplitudes (real X-ray form
-    factors and the atoms' B, to the recipe's d_min or the finer d the model's hkl cube needs
-    in the cell), the composition known, at most N starts:
+(d) With --engine N (N > 0): the phasing engine on the first --engine-examples (10)
+    examples' amplitudes (real X-ray form factors and the atoms' B, to the recipe's d_min or
+    the finer d the model's hkl cube needs in the cell), the composition known, at most N
+    starts:
       network+engine  the program's own path (ml_phasing.patterson_to_density model=...
                       composition=...): the network's phases on the cube, random elsewhere,
                       and the other hand (starts.prediction_starts), random starts in turn
@@ -50,7 +51,7 @@ Read (b) against the baselines: these cells are 3-6 A across and atoms of sigma 
 few strong coefficients, and in P1 the origin search has three free parameters to fit them,
 so even random phases read an aligned CC near 0.5 and an |F|-weighted error near 60 degrees.
 
-Run: python benchmarks/scripps.py scripps_mlp scripps_unet --n 30 --engine 20
+Run: python benchmarks/scripps.py scripps_mlp scripps_unet --n 30 --engine 6
 (shipped model names or model files)
 """
 
@@ -240,6 +241,15 @@ def engine_rows(bundle, sim, examples, max_starts):
                     "seconds": time.perf_counter() - t0,
                 }
             )
+        print(
+            f"  engine, example {i + 1}: "
+            + "  ".join(
+                f"{k} {'S' if v[-1]['solved'] else '-'}{'*' if v[-1]['flag'] else ''} "
+                f"{v[-1]['starts']} starts {v[-1]['seconds']:.0f} s"
+                for k, v in rows.items()
+            ),
+            flush=True,
+        )
     return rows
 
 
@@ -271,6 +281,7 @@ def main():
     parser.add_argument("models", nargs="+", help="intensity_to_density model files")
     parser.add_argument("--n", type=int, default=30, help="held-out examples per model")
     parser.add_argument("--engine", type=int, default=0, help="(d): the engine with at most this many starts")
+    parser.add_argument("--engine-examples", type=int, default=10, help="(d) on the first this many examples")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"held-out seed {HELD_OUT_SEED}; tolerance {TOLERANCE} A; means over examples (medians in brackets)")
@@ -303,7 +314,7 @@ def main():
                 f"{col('phase', '{:.1f}', True):>15}{col('phase_f', '{:.1f}', True):>15}"
             )
         if args.engine:
-            print_engine(engine_rows(bundle, sim, examples, args.engine))
+            print_engine(engine_rows(bundle, sim, examples[: args.engine_examples], args.engine))
     return 0
 
 

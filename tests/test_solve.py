@@ -56,6 +56,7 @@ def test_engine_solves_a_random_p21_crystal_from_random_phases():
     rec = atom_recovery(xs, [sc.site for sc in res.best.structure.scatterers()])
     assert res.solved and rec["fraction_matched"] == 1.0, (res.attempts, rec)
     assert res.best.figures["r1"] < 0.15 and res.best.figures["cc"] > 90
+    assert res.best.figures["atom_fraction"] == 1.0
     # the flag follows the figures of merit only, and the run stopped at the first solved start
     assert res.attempts[-1]["solved"] and not any(a["solved"] for a in res.attempts[:-1])
 
@@ -96,6 +97,17 @@ def test_a_diverged_refinement_is_no_step(monkeypatch):
         out = dual_space.refine(xs, f_obs)
         assert out is not xs and np.allclose(np.array(out.sites_frac()), np.array(xs.sites_frac()))
         assert dual_space.f_calc_of(out, f_obs).size() == f_obs.size()
+
+
+def test_a_model_that_misses_atoms_is_not_flagged_solved():
+    """In 3-6 atom cells at 0.3 A the engine flagged a 3-atom model of a 4-atom cell (CC 98.7,
+    R1 0.071): the flag now also needs min_atom_fraction (0.9) of the composition's atoms."""
+    settings = engine.Settings()
+    good = {"cc": 98.7, "r1": 0.071}
+    assert engine.is_solved({**good, "atom_fraction": 1.0}, settings)
+    assert engine.is_solved({**good, "atom_fraction": 0.93}, settings)  # 28 of 30: still solved
+    assert not engine.is_solved({**good, "atom_fraction": 0.75}, settings)
+    assert engine.is_solved({**good, "atom_fraction": 0.75}, engine.Settings(min_atom_fraction=0.0))
 
 
 def test_a_wrong_solution_reads_a_low_fom():

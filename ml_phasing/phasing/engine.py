@@ -25,6 +25,7 @@ from ml_phasing.phasing import dual_space, figures_of_merit
 SOLVED_MIN_CC = 97.0
 SOLVED_MAX_R1 = 0.15
 SOLVED_MIN_HEAVY_RATIO = 3.0  # figures_of_merit.heavy_atom_ratio, where the model has heavy atoms
+SOLVED_MIN_ATOM_FRACTION = 0.9  # atoms in the model / atoms of the composition
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Settings:
     min_cc: float = SOLVED_MIN_CC
     max_r1: float = SOLVED_MAX_R1
     min_heavy_ratio: float = SOLVED_MIN_HEAVY_RATIO
+    min_atom_fraction: float = SOLVED_MIN_ATOM_FRACTION
     connected: bool = False  # a molecule: every atom bonded (repair isolated atoms)
     restraints_weight: float = 0.0  # geometry restraints in completion refinements; 0 = none
     polish_rounds: int = 12  # single-atom difference-map moves after completion; 0 = none
@@ -56,11 +58,13 @@ class Result:
 
 
 def is_solved(figures: dict, settings: Settings) -> bool:
-    """CC >= min_cc and R1 <= max_r1, and, where the model has heavy atoms, the light atoms
-    must explain the data well beyond the heavy atoms alone (heavy_ratio >= min_heavy_ratio)."""
+    """CC >= min_cc and R1 <= max_r1; where the model has heavy atoms, the light atoms must
+    explain the data well beyond the heavy atoms alone (heavy_ratio >= min_heavy_ratio); and the
+    model holds most of the composition's atoms (atom_fraction >= min_atom_fraction)."""
     ratio = figures.get("heavy_ratio")
     heavy_ok = ratio is None or ratio >= settings.min_heavy_ratio
-    return figures.get("cc", 0.0) >= settings.min_cc and figures["r1"] <= settings.max_r1 and heavy_ok
+    complete = figures.get("atom_fraction", 1.0) >= settings.min_atom_fraction
+    return figures.get("cc", 0.0) >= settings.min_cc and figures["r1"] <= settings.max_r1 and heavy_ok and complete
 
 
 def _score(figures: dict):
@@ -158,8 +162,11 @@ def solve(
     attempts, best, best_start = [], None, None
     solved = False
 
+    n_expected = max(1e-9, float(sum(composition.values())))
+
     def record(index, start, tr, seconds):
         nonlocal best, best_start, solved
+        tr.figures["atom_fraction"] = tr.structure.scatterers().size() / n_expected
         if is_solved(tr.figures, settings):  # by CC and R1: the heavy-atom ratio decides the rest
             ratio = figures_of_merit.heavy_atom_ratio(f_obs, tr.structure, tr.figures["r1"])
             if ratio is not None:

@@ -31,6 +31,7 @@ def settings_from_params(e, d_min_extend=None) -> engine.Settings:
         min_cc=e.solved.min_cc,
         max_r1=e.solved.max_r1,
         min_heavy_ratio=e.solved.min_heavy_ratio,
+        min_atom_fraction=e.solved.min_atom_fraction,
         stop_when_solved=e.stop_when_solved,
         max_seconds=e.max_seconds,
         polish_rounds=e.polish_rounds,
