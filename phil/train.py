@@ -37,7 +37,8 @@ train {
                examples on the fly instead of reading a dataset: example i of the stream is \
                seeded from (random_seed, i), every epoch sees examples_per_epoch new ones, and \
                the validation set is made from the same recipe with random_seed + 7000001 \
-               (unless validation= is given). Map tasks with source=peptides."
+               (unless validation= is given). Map tasks with source=peptides, and the \
+               intensity_to_density task from any source (one hkl cube and voxel grid)."
     examples_per_epoch = 10000
       .type = int(value_min=1)
       .help = "With simulate=: fresh examples per epoch."
