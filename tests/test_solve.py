@@ -110,6 +110,28 @@ def test_a_model_that_misses_atoms_is_not_flagged_solved():
     assert engine.is_solved({**good, "atom_fraction": 0.75}, engine.Settings(min_atom_fraction=0.0))
 
 
+def test_structure_factor_algorithm_is_direct_where_it_is_cheap():
+    """Few atoms with very fine data (a Scripps cell to 0.3 A) take direct summation, where
+    FFT sampling of an atom sent far out by a line search ran for minutes; large structures
+    keep FFT, and small reflection sets direct summation, as before."""
+    from cctbx import crystal, xray
+
+    from ml_phasing.phasing import dual_space
+
+    cs = crystal.symmetry((3.6, 4.7, 6.1, 83, 109, 129), "P1")
+    few = xray.structure(
+        crystal_symmetry=cs,
+        scatterers=flex.xray_scatterer([xray.scatterer("C", (0.1, 0.2, 0.3)), xray.scatterer("O", (0.5, 0.6, 0.3))]),
+    )
+    fine = few.structure_factors(d_min=0.3, algorithm="direct").f_calc()
+    assert fine.size() > 3000 and dual_space.sf_algorithm(fine, few) == "direct"
+    assert dual_space.f_calc_of(few, fine).data().all_eq(fine.data())
+    big = _crystal("P21", 30, seed=4)
+    many = big.structure_factors(d_min=0.7).f_calc()
+    assert many.size() > 3000 and dual_space.sf_algorithm(many, big) == "fft"
+    assert dual_space.sf_algorithm(big.structure_factors(d_min=2.0).f_calc(), big) == "direct"
+
+
 def test_a_wrong_solution_reads_a_low_fom():
     xs = _crystal("P21", 14, seed=8)
     f_obs = abs(xs.structure_factors(d_min=1.0).f_calc()).set_observation_type_xray_amplitude()

@@ -247,7 +247,9 @@ def weight_for(xs, f_obs, manager, scale: float = 1.0, shake: float = 0.1, seed:
     taken at the model with its sites shaken by ``shake`` A (as phenix.refine weights geometry)."""
     from cctbx.xray.structure_factors import gradients as sf_gradients
 
-    algorithm = "direct" if f_obs.size() < 3000 else "fft"
+    from ml_phasing.phasing.dual_space import sf_algorithm
+
+    algorithm = sf_algorithm(f_obs, xs)
     functor = xray.target_functors.least_squares_residual(f_obs)
     fc = f_obs.structure_factors_from_scatterers(xs, algorithm=algorithm).f_calc()
     target = functor(fc, True)
