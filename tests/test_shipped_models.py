@@ -124,6 +124,8 @@ def _scripps_map_cc(name, n):
     [
         ("scripps_mlp", 0.817),
         ("scripps_unet", 0.776),
+        ("scripps_mlp_xray_cartesian", 0.643),
+        ("scripps_unet_xray_cartesian", 0.621),
     ],
 )
 def test_scripps_model_reads_near_its_documented_map_cc(name, documented):

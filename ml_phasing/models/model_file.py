@@ -33,6 +33,8 @@ SHIPPED = {
     # their setting, run by patterson_to_density with composition= (no better than zero phases)
     "scripps_mlp": ("intensity_scripps_mlp.pt", "intensity_to_density"),
     "scripps_unet": ("intensity_scripps_unet.pt", "intensity_to_density"),
+    "scripps_mlp_xray_cartesian": ("intensity_scripps_mlp_xray_cartesian.pt", "intensity_to_density"),
+    "scripps_unet_xray_cartesian": ("intensity_scripps_unet_xray_cartesian.pt", "intensity_to_density"),
 }
 
 
