@@ -10,11 +10,17 @@ symmetry {
 }
 model = None
   .type = path
-  .help = "Model file from ml_phasing.train (task patterson_to_density or extend_resolution), \\
-           or a shipped model's name: dialanine_10A (the default), dipeptide_12A, \\
-           extend_1.2_to_1.0A or extend_1.5_to_0.8A. Convolutional models (patterson_unet, \\
+  .help = "Model file from ml_phasing.train (task patterson_to_density, intensity_to_density \\
+           or extend_resolution), or a shipped model's name: dialanine_10A (the default), \\
+           dipeptide_12A, extend_1.2_to_1.0A, extend_1.5_to_0.8A, scripps_unet or \\
+           scripps_unet_xray_cartesian. Convolutional models (patterson_unet, \\
            unet3d, fft_unet) give Grad-CAM maps; the transformer (xrd_transformer) gives \\
            attention maps."
+composition = None
+  .type = str
+  .help = "Intensity-to-density (Scripps) models: the contents of the asymmetric unit, e.g. \
+           'C2 O1 Cl1', which set the absolute scale and F000 of the network's |F|^2 input as \
+           in ml_phasing.patterson_to_density (default: estimated from the cell)."
 layer = None
   .type = str
   .help = "The layer explained, by its module name. Grad-CAM: default the last block before \\

@@ -288,3 +288,78 @@ def test_attention_columns_from_a_token_model(data):
     assert summary["method"] == "attention" and summary["layer"] == "encoder.layers.0"
     wrong = run_script("ml_phasing.interpret", "data.mtz", "model=tiny_tokens.pt", "layer=trunk.3", cwd=data)
     assert wrong.returncode == 1 and "encoder.layers.1" in wrong.stderr
+
+
+@pytest.fixture(scope="module")
+def scripps_cell(tmp_path_factory):
+    """A held-out cell of the shipped scripps_unet recipe: its amplitudes (real form factors)
+    to the finest d of the model's hkl cube in that cell, as an MTZ."""
+    import dataclasses
+
+    from ml_phasing.examples import simulation
+    from ml_phasing.models.model_file import load_bundle, shipped_models
+
+    base = tmp_path_factory.mktemp("interp_scripps")
+    bundle = load_bundle(shipped_models()["scripps_unet"], task="intensity_to_density")
+    sim = dataclasses.replace(bundle.task.simulation_config(), random_seed=1_000_003)
+    xs = simulation.make_example(sim, 0, simulation.StructureSource(sim), keep_objects=True)["objects"]
+    xs = xs["xray_structure"]
+    d_min = bundle.task.cube_d_min(xs.unit_cell()) * 0.999
+    f = abs(xs.structure_factors(d_min=d_min).f_calc()).set_observation_type_xray_amplitude()
+    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(base / "cell.mtz"))
+    counts = {}
+    for sc in xs.scatterers():
+        counts[sc.scattering_type] = counts.get(sc.scattering_type, 0) + 1
+    return base, bundle, f, counts
+
+
+def test_intensity_model_grad_cam_column_on_the_cube_reflections(scripps_cell):
+    """Issue 15: a convolutional Scripps model's Grad-CAM over its |F|^2 cube input, written per
+    reflection of the data (the mean over the reflection and its Friedel mate in the cube)
+    beside F in an MTZ, with a PNG of the hkl planes; the MLP has no convolutional layer."""
+    from iotbx import mtz
+
+    base, bundle, f, counts = scripps_cell
+    composition = " ".join(f"{e}{n}" for e, n in counts.items())
+    proc = run_script("ml_phasing.interpret", "cell.mtz", "model=scripps_unet", f"composition={composition}", cwd=base)
+    assert_clean_exit(proc)
+    for name in ("cell_interp.mtz", "cell_interp_gradcam.png", "cell_interp.json"):
+        assert (base / name).stat().st_size > 0, name
+    result = json.loads((base / "cell_interp.json").read_text())
+    assert result["method"] == "grad_cam" and result["h_max"] == 7 and result["target"] == "peaks"
+    arrays = {a.info().labels[0]: a for a in mtz.object(str(base / "cell_interp.mtz")).as_miller_arrays()}
+    cam = arrays["GRADCAM"]
+    h = np.abs(np.array(cam.indices())).max(axis=1)
+    assert cam.size() == result["n_reflections"] and h.max() <= 7 and cam.size() < f.size()
+    values = cam.data().as_numpy_array()
+    assert values.min() >= 0 and values.max() <= 1 and values.max() > 0
+    # the same numbers as the library's cube: reflection (h,k,l) reads the mean of +-(h,k,l)
+    r = interp.intensity_grad_cam(bundle, f, counts, interp.check_layer(bundle.network, "unet3d", None))
+    cube = r["cam_cube"]
+    for index, value in list(zip(cam.indices(), values))[:50]:
+        plus, minus = (tuple(i + 7 for i in index), tuple(7 - i for i in index))
+        assert value == pytest.approx((cube[plus] + cube[minus]) / 2, abs=1e-4)
+    proc = run_script("ml_phasing.interpret", "cell.mtz", "model=scripps_mlp", "output.prefix=mlp", cwd=base)
+    assert_clean_exit(proc, 1)
+    assert "Sorry" in proc.stderr and "not for mlp" in proc.stderr
+    assert not list(base.glob("mlp*"))
+
+
+def test_help_examples_parse():
+    """Every example in ml_phasing.interpret's help text parses against its PHIL."""
+    import shlex
+
+    import iotbx.phil
+    from iotbx.cli_parser import CCTBXParser
+    from libtbx.utils import null_out
+
+    from ml_phasing.programs.interpret import Program
+
+    master = CCTBXParser(program_class=Program, logger=null_out()).master_phil
+    lines = [ln.strip() for ln in Program.description.splitlines() if ln.strip().startswith("ml_phasing.interpret ")]
+    assert len(lines) >= 5
+    for line in lines:
+        for arg in shlex.split(line)[1:]:
+            if "=" in arg:
+                master.fetch(iotbx.phil.parse(arg))  # raises on an unknown parameter
+                assert master.get(arg.split("=")[0]).objects, arg

@@ -243,18 +243,18 @@ def single_maximum(y):
 
 
 def resolve_target(kind: str, task_name: str) -> str:
-    """auto: the predicted atoms (peaks) for density maps, all predicted amplitudes (whole)
-    for resolution extension."""
+    """auto: the predicted atoms (peaks) for density and voxel maps, all predicted amplitudes
+    (whole) for resolution extension."""
     if kind != "auto":
         return kind
-    return "peaks" if task_name == "patterson_to_density" else "whole"
+    return "peaks" if task_name in ("patterson_to_density", "intensity_to_density") else "whole"
 
 
 def resolve_weighting(kind: str, task_name: str) -> str:
-    """auto: Grad-CAM's channel weighting for density maps, elementwise for extension."""
+    """auto: Grad-CAM's channel weighting for density and voxel maps, elementwise for extension."""
     if kind != "auto":
         return kind
-    return "channel" if task_name == "patterson_to_density" else "elementwise"
+    return "channel" if task_name in ("patterson_to_density", "intensity_to_density") else "elementwise"
 
 
 def patterson_grad_cam(
@@ -360,6 +360,59 @@ def extension_grad_cam(
         box_min=lo,
         box_measured=(x[0, 2] > 0.5).cpu().numpy(),
         box_predicted=predicted[0, 0].cpu().numpy(),
+    )
+    del r["output"]
+    return r
+
+
+def intensity_grad_cam(
+    bundle,
+    f_obs,
+    composition: dict,
+    layer: str,
+    target: str = "peaks",
+    threshold: float = 0.5,
+    device="cpu",
+    weighting: str = "channel",
+) -> dict:
+    """Grad-CAM of a convolutional intensity-to-density (Scripps) model on its input, the |F|^2
+    grid on the integer hkl cube: the network input is made from the data as
+    ``intensity_prediction.predict`` makes it (absolute scale and F000 from ``composition``),
+    the target is the predicted voxel map (``region_target``), and the map is read at every
+    (h, k, l) of the cube."""
+    from ml_phasing.prediction import intensity_prediction
+
+    task = bundle.task
+    _, sim = task.check_supported(f_obs)
+    f_abs, f000, note = intensity_prediction.absolute_amplitudes(f_obs, composition, sim.form_factor)
+    grid = task.network_input(f_abs, f000)
+    x = torch.from_numpy(np.asarray(grid, np.float32))[None, None].to(device)
+    out = task.config["output_shape"]
+
+    def forward():  # as IntensityToDensity.predict_maps: the output cropped to the voxel grid
+        return task.apply(bundle.network, x)[..., : out[0], : out[1], : out[2]]
+
+    r = grad_cam(
+        bundle.network,
+        layer,
+        forward,
+        region_target(target, None, threshold, single_maximum),
+        periodic=False,
+        weighting=weighting,
+    )
+    n = grid.shape[0]
+    h = task.h_max
+    cube = r["cam"][:n, :n, :n]
+    index = np.stack(np.meshgrid(*(np.arange(n) - h,) * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    r.update(
+        cam_cube=cube,
+        input=np.asarray(grid, np.float64),
+        density=r["output"][0, 0].astype(np.float64),
+        indices=index,
+        cam=cube.reshape(-1),
+        h_max=h,
+        scale_note=note,
+        f000=f000,
     )
     del r["output"]
     return r
@@ -492,6 +545,33 @@ def map_sections_png(path: str, patterson, cam, density, title: str) -> None:
         axes[r, 0].set_title(f"Patterson (input), {normal}=0", fontsize=9)
         axes[r, 1].set_title(f"Grad-CAM, {normal}=0 (Patterson contours)", fontsize=9)
         axes[r, 2].set_title(f"network output, {normal}=0", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def cube_sections_png(path: str, r: dict, title: str) -> None:
+    """An intensity-to-density model's Grad-CAM (:func:`intensity_grad_cam`): the input |F|^2
+    (log scale) and the Grad-CAM on the hkl planes through the origin (0kl, h0l, hk0: the cube
+    is centred on 000), and the central sections of the predicted voxel map."""
+    from ml_phasing.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 3, figsize=(10, 10), constrained_layout=True)
+    h = r["h_max"]
+    extent = (-h - 0.5, h + 0.5, -h - 0.5, h + 0.5)
+    grid = np.log10(np.maximum(r["input"], 1e-6))
+    rows = zip(_sections(grid, False), _sections(r["cam_cube"], False), _sections(r["density"], False))
+    for i, (g, c, d) in enumerate(rows):
+        plane, (u, v) = ["0kl", "h0l", "hk0"][i], [("k", "l"), ("h", "l"), ("h", "k")][i]
+        axes[i, 0].imshow(g.T, origin="lower", cmap="gray", extent=extent)
+        axes[i, 1].imshow(c.T, origin="lower", cmap="inferno", vmin=0, vmax=1, extent=extent)
+        axes[i, 2].imshow(d.T, origin="lower", cmap="gray")
+        for ax in axes[i, :2]:
+            ax.set_xlabel(u)
+            ax.set_ylabel(v)
+        axes[i, 0].set_title(f"log10 |F|^2 / F000^2 (input), {plane}", fontsize=9)
+        axes[i, 1].set_title(f"Grad-CAM, {plane}", fontsize=9)
+        axes[i, 2].set_title(f"predicted voxels, section {'abc'[i]}", fontsize=9)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
 

@@ -85,6 +85,13 @@ Outputs (output.prefix, default the input file's name + "_interp"):
     <prefix>_patterson.ccp4, <prefix>_density.ccp4  the network's input and output
                             on the same grid (output.write_maps)
     <prefix>_gradcam.png    central sections (origin at the centre)
+  intensity-to-density (Scripps) models, convolutional (composition= sets the
+  absolute scale of the |F|^2 input, as in ml_phasing.patterson_to_density):
+    <prefix>.mtz            F, GRADCAM (the Grad-CAM over the |F|^2 cube input, per
+                            reflection of the data inside the cube: the mean over
+                            its symmetry and Friedel mates)
+    <prefix>_gradcam.png    0kl, h0l, hk0 planes of the input and the Grad-CAM,
+                            sections of the predicted voxels
   extension models (dense, Grad-CAM):
     <prefix>.mtz            F,SIGF (measured), F_EXT (the model's prediction for
                             every reflection to d_min_target), GRADCAM (per reflection)
@@ -102,6 +109,7 @@ Examples:
   ml_phasing.interpret data.mtz
   ml_phasing.interpret data.mtz model=dipeptide_12A grad_cam.target=highest_peak
   ml_phasing.interpret data.mtz layer=trunk.1 output.prefix=trunk1
+  ml_phasing.interpret cell.mtz model=scripps_unet composition="C2 O1 Cl1"
   ml_phasing.interpret data.mtz model=extend_1.5_to_0.8A
   ml_phasing.interpret data.mtz model=my_transformer.pt layer=encoder.layers.0
 """
@@ -123,15 +131,27 @@ Examples:
         self.f_obs, self.input_info = observed_amplitudes(self, path, self.params.input.labels, sym)
         self.bundle = model_file.load_bundle(self.model_path, device=self.device)
         task, arch = self.bundle.config.task, self.bundle.config.architecture
-        if task not in ("patterson_to_density", "extend_resolution"):
+        if task not in ("patterson_to_density", "extend_resolution", "intensity_to_density"):
             raise Sorry(
-                f"{self.model_path} is a model for {task}; interpretation covers patterson_to_density and "
-                "extend_resolution models."
+                f"{self.model_path} is a model for {task}; interpretation covers patterson_to_density, "
+                "intensity_to_density and extend_resolution models."
             )
         self.layer = interpretation.check_layer(self.bundle.network, arch, self.params.layer)
         if task == "patterson_to_density":
             self.bundle.check_supported(self.f_obs)
             self.kind = "gradcam_map"
+        elif task == "intensity_to_density":
+            from ml_phasing.phasing import composition
+
+            self.bundle.check_supported(self.f_obs)
+            cs = self.f_obs.crystal_symmetry()
+            self.composition = (
+                composition.parse_composition(self.params.composition)
+                if self.params.composition
+                else composition.estimate_composition(cs)
+            )
+            composition.check_fits(cs, self.composition)
+            self.kind = "gradcam_cube"
         else:
             self.bundle.check_supported(self.f_obs, d_min_target=self.params.d_min_target)
             self.kind = "attention" if arch not in CONV else "gradcam_reflections"
@@ -147,7 +167,7 @@ Examples:
             self.outputs = [f"{p}_gradcam.ccp4", f"{p}_gradcam.png"] + (
                 [f"{p}_patterson.ccp4", f"{p}_density.ccp4"] if self.params.output.write_maps else []
             )
-        elif self.kind == "gradcam_reflections":
+        elif self.kind in ("gradcam_reflections", "gradcam_cube"):
             self.outputs = [f"{p}.mtz", f"{p}_gradcam.png"]
         else:
             self.outputs = [f"{p}.mtz", f"{p}_attention.png"]
@@ -172,6 +192,8 @@ Examples:
             summary, files = self._gradcam_map()
         elif self.kind == "gradcam_reflections":
             summary, files = self._gradcam_reflections()
+        elif self.kind == "gradcam_cube":
+            summary, files = self._gradcam_cube()
         else:
             summary, files = self._attention()
         seconds = time.time() - t0
@@ -308,6 +330,64 @@ Examples:
             "fraction_on_measured": share,
             "n_measured": int(m.sum()),
             "n_predicted": int((~m).sum()),
+        }, files
+
+    def _gradcam_cube(self):
+        from cctbx import miller
+        from cctbx.array_family import flex
+
+        from ml_phasing.prediction import interpretation
+
+        g = self.params.grad_cam
+        target = self._target()
+        weighting = self._weighting()
+        r = interpretation.intensity_grad_cam(
+            self.bundle, self.f_obs, self.composition, self.layer, target, g.threshold, self.device, weighting
+        )
+        h = r["h_max"]
+        comp = " ".join(f"{e}{n:g}" for e, n in self.composition.items())
+        print(
+            f"Grad-CAM ({weighting} weighting) of {self.layer} (activations {r['layer_shape']}) for "
+            f"target={target} on the |F|^2 cube -{h}..{h}; composition {comp}"
+            + ("" if self.params.composition else " (estimated; give composition=)")
+            + f": F000 = {r['f000']:.1f}, {r['scale_note']}",
+            file=self.logger,
+        )
+        self._zero_note(r, weighting)
+        # per reflection of the data: the mean over its symmetry mates and Friedel mates in the cube
+        lookup = {tuple(int(i) for i in hkl): v for hkl, v in zip(r["indices"], r["cam"])}
+        group = self.f_obs.space_group()
+        keep, values = flex.bool(), flex.double()
+        for index in self.f_obs.indices():
+            mates = [m.h() for m in miller.sym_equiv_indices(group, index).indices()]
+            mates += [tuple(-i for i in m) for m in mates]
+            inside = all(max(abs(i) for i in m) <= h for m in mates)
+            keep.append(inside)
+            if inside:
+                values.append(float(np.mean([lookup[m] for m in mates])))
+        column = self.f_obs.select(keep).customized_copy(data=values, sigmas=None)
+        files = self._write_mtz([(column, "GRADCAM", "R")], "ml_phasing.interpret Grad-CAM")
+        centre = float(r["cam_cube"][h, h, h])
+        print(
+            f"  GRADCAM on {keep.count(True)} of {self.f_obs.size()} reflections (those in the cube); "
+            f"at 000 (F000): {centre:.2f}",
+            file=self.logger,
+        )
+        interpretation.cube_sections_png(
+            f"{self.prefix}_gradcam.png",
+            r,
+            f"Grad-CAM of {self.layer}, target {target} ({os.path.basename(self.model_path)})",
+        )
+        files.append(f"{self.prefix}_gradcam.png")
+        return {
+            "target": target,
+            "weighting": weighting,
+            "h_max": h,
+            "composition": self.composition,
+            "layer_shape": list(r["layer_shape"]),
+            "raw_max": r["raw_max"],
+            "n_reflections": int(keep.count(True)),
+            "cam_at_origin": centre,
         }, files
 
     def _attention(self):
