@@ -99,3 +99,26 @@ def make_params(**simulate):
 @pytest.fixture(scope="session")
 def realdata_or_none():
     return SHARED if os.path.isdir(SHARED) else None
+
+
+def scripps_cell(name: str, path) -> tuple:
+    """A held-out cell (seed 1 000 003, example 0) of the shipped Scripps model ``name``'s recipe,
+    its amplitudes (real form factors) to the finest d of the model's hkl cube in that cell,
+    written to ``path`` as an MTZ: (the model's bundle, the amplitudes, the composition as
+    {element: count}, the composition as a composition= string)."""
+    import dataclasses
+
+    from ml_phasing.examples import simulation
+    from ml_phasing.models.model_file import load_bundle, shipped_models
+
+    bundle = load_bundle(shipped_models()[name], task="intensity_to_density")
+    sim = dataclasses.replace(bundle.task.simulation_config(), random_seed=1_000_003)
+    xs = simulation.make_example(sim, 0, simulation.StructureSource(sim), keep_objects=True)["objects"]
+    xs = xs["xray_structure"]
+    d_min = bundle.task.cube_d_min(xs.unit_cell()) * 0.999
+    f = abs(xs.structure_factors(d_min=d_min).f_calc()).set_observation_type_xray_amplitude()
+    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(path))
+    counts = {}
+    for sc in xs.scatterers():
+        counts[sc.scattering_type] = counts.get(sc.scattering_type, 0) + 1
+    return bundle, f, counts, " ".join(f"{e}{n}" for e, n in counts.items())

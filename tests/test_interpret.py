@@ -291,36 +291,21 @@ def test_attention_columns_from_a_token_model(data):
 
 
 @pytest.fixture(scope="module")
-def scripps_cell(tmp_path_factory):
-    """A held-out cell of the shipped scripps_unet recipe: its amplitudes (real form factors)
-    to the finest d of the model's hkl cube in that cell, as an MTZ."""
-    import dataclasses
-
-    from ml_phasing.examples import simulation
-    from ml_phasing.models.model_file import load_bundle, shipped_models
+def scripps_unet_cell(tmp_path_factory):
+    """A held-out cell of the shipped scripps_unet recipe as an MTZ (conftest.scripps_cell)."""
+    from conftest import scripps_cell
 
     base = tmp_path_factory.mktemp("interp_scripps")
-    bundle = load_bundle(shipped_models()["scripps_unet"], task="intensity_to_density")
-    sim = dataclasses.replace(bundle.task.simulation_config(), random_seed=1_000_003)
-    xs = simulation.make_example(sim, 0, simulation.StructureSource(sim), keep_objects=True)["objects"]
-    xs = xs["xray_structure"]
-    d_min = bundle.task.cube_d_min(xs.unit_cell()) * 0.999
-    f = abs(xs.structure_factors(d_min=d_min).f_calc()).set_observation_type_xray_amplitude()
-    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(base / "cell.mtz"))
-    counts = {}
-    for sc in xs.scatterers():
-        counts[sc.scattering_type] = counts.get(sc.scattering_type, 0) + 1
-    return base, bundle, f, counts
+    return (base, *scripps_cell("scripps_unet", base / "cell.mtz"))
 
 
-def test_intensity_model_grad_cam_column_on_the_cube_reflections(scripps_cell):
+def test_intensity_model_grad_cam_column_on_the_cube_reflections(scripps_unet_cell):
     """Issue 15: a convolutional Scripps model's Grad-CAM over its |F|^2 cube input, written per
     reflection of the data (the mean over the reflection and its Friedel mate in the cube)
     beside F in an MTZ, with a PNG of the hkl planes; the MLP has no convolutional layer."""
     from iotbx import mtz
 
-    base, bundle, f, counts = scripps_cell
-    composition = " ".join(f"{e}{n}" for e, n in counts.items())
+    base, bundle, f, counts, composition = scripps_unet_cell
     proc = run_script("ml_phasing.interpret", "cell.mtz", "model=scripps_unet", f"composition={composition}", cwd=base)
     assert_clean_exit(proc)
     for name in ("cell_interp.mtz", "cell_interp_gradcam.png", "cell_interp.json"):

@@ -135,26 +135,16 @@ def test_scripps_model_reads_near_its_documented_map_cc(name, documented):
 def test_the_program_runs_a_shipped_scripps_model_by_name(tmp_path):
     """ml_phasing.patterson_to_density model=scripps_mlp on a held-out cell of its recipe, its
     amplitudes (real form factors) to the finest d of the model's hkl cube in that cell."""
-    import dataclasses
     import json
 
-    from conftest import assert_clean_exit, run_script
+    from conftest import assert_clean_exit, run_script, scripps_cell
 
-    bundle = load_bundle(shipped_models()["scripps_mlp"], task="intensity_to_density")
-    sim = dataclasses.replace(bundle.task.simulation_config(), random_seed=HELD_OUT_SEED)
-    xs = simulation.make_example(sim, 0, simulation.StructureSource(sim), keep_objects=True)["objects"]
-    xs = xs["xray_structure"]
-    d_min = bundle.task.cube_d_min(xs.unit_cell()) * 0.999
-    f = abs(xs.structure_factors(d_min=d_min).f_calc()).set_observation_type_xray_amplitude()
-    f.as_mtz_dataset(column_root_label="F").mtz_object().write(str(tmp_path / "cell.mtz"))
-    counts = {}
-    for sc in xs.scatterers():
-        counts[sc.scattering_type] = counts.get(sc.scattering_type, 0) + 1
+    _, _, _, composition = scripps_cell("scripps_mlp", tmp_path / "cell.mtz")
     proc = run_script(
         "ml_phasing.patterson_to_density",
         "cell.mtz",
         "model=scripps_mlp",
-        "composition=" + " ".join(f"{e}{n}" for e, n in counts.items()),
+        f"composition={composition}",
         "solve=False",
         cwd=tmp_path,
     )

@@ -67,6 +67,17 @@ def absolute_amplitudes(f_obs, composition: dict, form_factor: str):
     return f_abs, f000(contents), note
 
 
+def scale_summary(composition: dict, given: bool, f_000: float, note: str) -> str:
+    """The log's account of the network input's absolute scale: the composition (and whether
+    the user gave it), F000 and the scale note of :func:`absolute_amplitudes`."""
+    comp = " ".join(f"{e}{n:g}" for e, n in composition.items())
+    return (
+        f"composition {comp} per asymmetric unit"
+        + ("" if given else " (estimated; give composition= for a better absolute scale)")
+        + f": F000 = {f_000:.1f}, {note}"
+    )
+
+
 def phase_set(task, f_obs):
     """(the data whose symmetry mates all lie in the hkl cube and in the voxel grid's index
     range, their P1 expansion): the reflections whose phases the model predicts."""

@@ -336,7 +336,7 @@ Examples:
         from cctbx import miller
         from cctbx.array_family import flex
 
-        from ml_phasing.prediction import interpretation
+        from ml_phasing.prediction import intensity_prediction, interpretation
 
         g = self.params.grad_cam
         target = self._target()
@@ -345,12 +345,12 @@ Examples:
             self.bundle, self.f_obs, self.composition, self.layer, target, g.threshold, self.device, weighting
         )
         h = r["h_max"]
-        comp = " ".join(f"{e}{n:g}" for e, n in self.composition.items())
+        scale = intensity_prediction.scale_summary(
+            self.composition, bool(self.params.composition), r["f000"], r["scale_note"]
+        )
         print(
             f"Grad-CAM ({weighting} weighting) of {self.layer} (activations {r['layer_shape']}) for "
-            f"target={target} on the |F|^2 cube -{h}..{h}; composition {comp}"
-            + ("" if self.params.composition else " (estimated; give composition=)")
-            + f": F000 = {r['f000']:.1f}, {r['scale_note']}",
+            f"target={target} on the |F|^2 cube -{h}..{h}; {scale}",
             file=self.logger,
         )
         self._zero_note(r, weighting)

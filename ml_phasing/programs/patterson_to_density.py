@@ -287,12 +287,12 @@ Examples:
         r = intensity_prediction.predict(
             self.bundle, self.f_obs, self.composition, self.device, self.params.refinement.cycles
         )
-        comp = " ".join(f"{e}{n:g}" for e, n in self.composition.items())
+        scale = intensity_prediction.scale_summary(
+            self.composition, bool(self.params.composition), r["f000"], r["scale_note"]
+        )
         print(
             f"  |F|^2 on the hkl cube -{task.h_max}..{task.h_max} (data to {r['cube_d_min']:.2f} A in this cell), "
-            f"composition {comp} per asymmetric unit"
-            + ("" if self.params.composition else " (estimated; give composition= for a better absolute scale)")
-            + f": F000 = {r['f000']:.1f}, {r['scale_note']}",
+            + scale,
             file=out,
         )
         return r
