@@ -7,7 +7,7 @@ from libtbx.utils import Sorry
 
 from ml_phasing.io.shelx_io import VOLUME_PER_NON_H_ATOM, estimate_composition, parse_composition
 
-__all__ = ["parse_composition", "estimate_composition", "check_fits", "element_list", "non_hydrogen"]
+__all__ = ["parse_composition", "estimate_composition", "check_fits", "for_cell", "element_list", "non_hydrogen"]
 
 
 def non_hydrogen(composition: dict) -> dict:
@@ -30,6 +30,20 @@ def check_fits(crystal_symmetry, composition: dict, min_volume: float = 8.0) -> 
             f"about {most} non-H atoms per asymmetric unit (typically {typical}, at "
             f"{VOLUME_PER_NON_H_ATOM:.0f} A^3 each)."
         )
+
+
+def for_cell(crystal_symmetry, text: str | None = None, known: dict | None = None) -> dict:
+    """The asymmetric unit's contents a program works with: ``composition=`` (``text``) where
+    given, else ``known`` (e.g. the one molecule a model was trained on), else an estimate from
+    the cell; a Sorry when it cannot fit the cell (:func:`check_fits`)."""
+    if text:
+        composition = parse_composition(text)
+    elif known:
+        composition = dict(known)
+    else:
+        composition = estimate_composition(crystal_symmetry)
+    check_fits(crystal_symmetry, composition)
+    return composition
 
 
 def element_list(composition: dict) -> list:

@@ -144,13 +144,7 @@ Examples:
             from ml_phasing.phasing import composition
 
             self.bundle.check_supported(self.f_obs)
-            cs = self.f_obs.crystal_symmetry()
-            self.composition = (
-                composition.parse_composition(self.params.composition)
-                if self.params.composition
-                else composition.estimate_composition(cs)
-            )
-            composition.check_fits(cs, self.composition)
+            self.composition = composition.for_cell(self.f_obs.crystal_symmetry(), self.params.composition)
             self.kind = "gradcam_cube"
         else:
             self.bundle.check_supported(self.f_obs, d_min_target=self.params.d_min_target)

@@ -154,14 +154,9 @@ Examples:
         (the dialanine model), else estimated from the cell; checked against the cell."""
         from ml_phasing.phasing import composition
 
-        cs = self.f_obs.crystal_symmetry()
-        if self.params.composition:
-            self.composition = composition.parse_composition(self.params.composition)
-        elif self.model_composition:  # the one molecule the model was trained on
-            self.composition = dict(self.model_composition)
-        else:
-            self.composition = composition.estimate_composition(cs)
-        composition.check_fits(cs, self.composition)
+        self.composition = composition.for_cell(
+            self.f_obs.crystal_symmetry(), self.params.composition, self.model_composition
+        )
 
     def _validate_intensity_model(self):
         """What an intensity_to_density model needs besides the checks of its Task: the

@@ -84,11 +84,7 @@ Examples:
         self.f_obs = reflection_io.cut_at(self.f_obs, p.d_min, self.input_info)
         if self.f_obs.size() < 10:
             raise Sorry(f"Only {self.f_obs.size()} usable reflections in {path}: too few to phase.")
-        cs = self.f_obs.crystal_symmetry()
-        self.composition = (
-            comp_mod.parse_composition(p.composition) if p.composition else comp_mod.estimate_composition(cs)
-        )
-        comp_mod.check_fits(cs, self.composition)
+        self.composition = comp_mod.for_cell(self.f_obs.crystal_symmetry(), p.composition)
         if p.seed == "phases" and not p.phases.file:
             raise Sorry("seed=phases needs phases.file= (an MTZ with phases or map coefficients).")
         self.start_phases = None
