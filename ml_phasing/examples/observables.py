@@ -327,10 +327,9 @@ def cartesian_box(unit_cell, box_edge: float | None = None) -> tuple[np.ndarray,
 
 
 def cartesian_box_fits(unit_cell, box_edge: float) -> bool:
-    """Whether the cell's parallelepiped fits in a Cartesian cube of edge ``box_edge``."""
-    orth = np.array(unit_cell.orthogonalization_matrix()).reshape(3, 3)
-    corners = np.array(list(np.ndindex(2, 2, 2)), float) @ orth.T
-    return bool((corners.max(axis=0) - corners.min(axis=0)).max() <= box_edge * 1.01)
+    """Whether the cell's parallelepiped fits in a Cartesian cube of edge ``box_edge`` (its
+    bounding box's longest side, the default edge of :func:`cartesian_box`, within 1%)."""
+    return cartesian_box(unit_cell)[1] <= box_edge * 1.01
 
 
 def cartesian_cube_to_cell(cube: np.ndarray, unit_cell, box_edge: float | None = None) -> np.ndarray:
@@ -347,9 +346,9 @@ def cartesian_cube_to_cell(cube: np.ndarray, unit_cell, box_edge: float | None =
     base = np.floor(u).astype(int)
     t = u - base
     out = np.zeros(len(u))
-    for corner in np.ndindex(2, 2, 2):
-        g = base + np.array(corner)
-        w = np.prod(np.where(np.array(corner) == 1, t, 1.0 - t), axis=1)
+    for offset in np.ndindex(2, 2, 2):  # the 8 neighbouring voxels
+        g = base + np.array(offset)
+        w = np.prod(np.where(np.array(offset) == 1, t, 1.0 - t), axis=1)
         inside = np.all((g >= 0) & (g < np.array(cube.shape)), axis=1)
         out[inside] += w[inside] * cube[g[inside, 0], g[inside, 1], g[inside, 2]]
     return out.reshape(cube.shape).astype(np.float32)

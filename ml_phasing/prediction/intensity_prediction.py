@@ -78,6 +78,17 @@ def scale_summary(composition: dict, given: bool, f_000: float, note: str) -> st
     )
 
 
+def network_input(bundle, f_obs, composition: dict) -> dict:
+    """The network's input for these data, as :func:`predict` and the Grad-CAM of
+    ``ml_phasing.interpret`` make it: the Task's checks, the amplitudes on the model's absolute
+    scale (:func:`absolute_amplitudes`) and the |F|^2 cube. Keys: ``x`` (the cube), ``d_cube``,
+    ``sim``, ``f000``, ``scale_note``."""
+    task = bundle.task
+    d_cube, sim = task.check_supported(f_obs)
+    f_abs, f_000, note = absolute_amplitudes(f_obs, composition, sim.form_factor)
+    return {"x": task.network_input(f_abs, f_000), "d_cube": d_cube, "sim": sim, "f000": f_000, "scale_note": note}
+
+
 def phase_set(task, f_obs):
     """(the data whose symmetry mates all lie in the hkl cube and in the voxel grid's index
     range, their P1 expansion): the reflections whose phases the model predicts."""
@@ -100,10 +111,9 @@ def predict(bundle, f_obs, composition: dict, device: str = "cpu", refinement_cy
     """The whole prediction for one data set (module docstring); the keys of
     :func:`ml_phasing.prediction.density_prediction.predict`, plus ``scale_note`` and ``f000``."""
     task = bundle.task
-    d_cube, sim = task.check_supported(f_obs)
-    f_abs, f_000, note = absolute_amplitudes(f_obs, composition, sim.form_factor)
-    x = task.network_input(f_abs, f_000)
-    density = task.predict_maps(bundle.network, x[None], device)[0].astype(np.float64)
+    inputs = network_input(bundle, f_obs, composition)
+    sim = inputs["sim"]
+    density = task.predict_maps(bundle.network, inputs["x"][None], device)[0].astype(np.float64)
     if sim.voxel[0] == "cartesian":  # the cube, as trained, back onto the unit cell's grid
         density = observables.cartesian_cube_to_cell(density, f_obs.unit_cell(), sim.voxel[4]).astype(np.float64)
     f_cut, f_p1 = phase_set(task, f_obs)
@@ -113,9 +123,9 @@ def predict(bundle, f_obs, composition: dict, device: str = "cpu", refinement_cy
             "rotations": 1,
             "grid": density.shape,
             "d_min": float(f_cut.d_min()),
-            "cube_d_min": d_cube,
-            "f000": f_000,
-            "scale_note": note,
+            "cube_d_min": inputs["d_cube"],
+            "f000": inputs["f000"],
+            "scale_note": inputs["scale_note"],
             "form_factor": sim.form_factor,
         }
     )

@@ -376,16 +376,16 @@ def intensity_grad_cam(
     weighting: str = "channel",
 ) -> dict:
     """Grad-CAM of a convolutional intensity-to-density (Scripps) model on its input, the |F|^2
-    grid on the integer hkl cube: the network input is made from the data as
-    ``intensity_prediction.predict`` makes it (absolute scale and F000 from ``composition``),
+    grid on the integer hkl cube: the network input is made from the data by
+    ``intensity_prediction.network_input``, as for prediction (absolute scale and F000 from
+    ``composition``),
     the target is the predicted voxel map (``region_target``), and the map is read at every
     (h, k, l) of the cube."""
     from ml_phasing.prediction import intensity_prediction
 
     task = bundle.task
-    _, sim = task.check_supported(f_obs)
-    f_abs, f000, note = intensity_prediction.absolute_amplitudes(f_obs, composition, sim.form_factor)
-    grid = task.network_input(f_abs, f000)
+    inputs = intensity_prediction.network_input(bundle, f_obs, composition)
+    grid = inputs["x"]
     x = torch.from_numpy(np.asarray(grid, np.float32))[None, None].to(device)
     out = task.config["output_shape"]
 
@@ -411,8 +411,8 @@ def intensity_grad_cam(
         indices=index,
         cam=cube.reshape(-1),
         h_max=h,
-        scale_note=note,
-        f000=f000,
+        scale_note=inputs["scale_note"],
+        f000=inputs["f000"],
     )
     del r["output"]
     return r
