@@ -188,11 +188,10 @@ def prediction_starts(f_pred, f_obs, rng: np.random.Generator, kind: str, label:
     """A start from one predicted phase set (an intensity-to-density model's, say), and its
     other hand: the phases where the prediction has the reflection, random phases (obeying the
     space group's restrictions) on the rest of the data, which the engine then phases."""
-    array = f_pred.map_to_asu()
-    lookup = dict(zip(array.indices(), flex.arg(array.data())))
+    predicted = set(f_pred.map_to_asu().indices())
     fill = rng.uniform(-np.pi, np.pi, f_obs.size())
-    have = np.array([h in lookup for h in f_obs.indices()])
-    phases = np.where(have, [lookup.get(h, 0.0) for h in f_obs.indices()], fill)
+    have = np.array([h in predicted for h in f_obs.indices()])
+    phases = np.where(have, on_indices(f_pred, f_obs), fill)
     yield Start(kind, f"{label} ({int(have.sum())} of {f_obs.size()} phases predicted)", _restricted(f_obs, phases))
     if hands and not f_obs.space_group().is_centric():
         yield Start(kind, f"{label}, other hand", _restricted(f_obs, np.where(have, -phases, fill)))
