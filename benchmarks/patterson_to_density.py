@@ -18,7 +18,8 @@ Goals (issue 11, network only): dialanine real fragments <= 35 deg, the generato
 held-out set <= 30 deg; dipeptides 12 A <= 55 deg (Pan: 25 and 64 deg).
 
 Run: python benchmarks/patterson_to_density.py --models dialanine_10A training/x/model.pt \
-         --sets real,generator:phil/dialanine_10A_simulate.eff --n 100 [--cycles 0,20] [--rotations 1]
+         --sets real,generator:phil/dialanine_10A_simulate.eff --n 100 [--cycles 0,20] [--rotations 1] \
+         [--passes Auto,3] [--average every_pass,end]
 """
 
 import boost_adaptbx.boost.python  # noqa: F401
@@ -131,6 +132,14 @@ def main():
     ap.add_argument("--n", type=int, default=100, help="examples per set")
     ap.add_argument("--cycles", default="0", help="charge-flipping cycles after the network, comma-separated")
     ap.add_argument("--rotations", type=int, default=1, help="test-time averaging over grid rotations")
+    ap.add_argument(
+        "--passes", default="Auto", help="recycling passes at inference (recycling.passes), comma-separated"
+    )
+    ap.add_argument(
+        "--average",
+        default="every_pass",
+        help="where rotations are averaged, comma-separated: every_pass (ensemble.every_pass=True) or end",
+    )
     ap.add_argument("--json", default=None, help="write the summary here")
     args = ap.parse_args()
     models = [model_file.resolve(m, "patterson_to_density") for m in args.models]
@@ -152,8 +161,14 @@ def main():
                 recipe = set_name.split(":", 1)[1]
                 truths = generator_set(recipe, args.n, os.path.join(tmp, os.path.basename(recipe)))
                 set_name = f"generator {os.path.basename(recipe)}"
+            variants = [
+                (int(c), p, a)
+                for c in args.cycles.split(",")
+                for p in args.passes.split(",")
+                for a in args.average.split(",")
+            ]
             for path in models:
-                for cycles in (int(c) for c in args.cycles.split(",")):
+                for cycles, passes, average in variants:
                     rows, seconds = [], []
                     for i, truth in enumerate(truths):
                         prefix = os.path.join(tmp, f"pred_{len(results)}_{i:05d}")
@@ -161,13 +176,23 @@ def main():
                         run_program(
                             program_class=P2D,
                             args=[truth, f"model={path}", f"output.prefix={prefix}", f"refinement.cycles={cycles}",
-                                  f"ensemble.rotations={args.rotations}", "output.write_map=False", "solve=False"],
+                                  f"ensemble.rotations={args.rotations}", f"recycling.passes={passes}",
+                                  f"ensemble.every_pass={average == 'every_pass'}", "output.write_map=False",
+                                  "solve=False"],
                             logger=null_out(),
                         )  # fmt: skip
                         seconds.append(time.perf_counter() - t0)
                         rows.append(judge(truth, prefix + ".mtz"))
                     how = "network only" if cycles == 0 else f"network + {cycles} charge-flipping cycles"
-                    label = f"{set_name} | {os.path.relpath(path)} | {how}, {args.rotations} rotation(s)"
+                    label = (
+                        f"{set_name} | {os.path.relpath(path)} | {how}, {args.rotations} rotation(s)"
+                        + (
+                            f" averaged {'after every pass' if average == 'every_pass' else 'at the end'}"
+                            if args.rotations > 1
+                            else ""
+                        )
+                        + f", recycling passes {passes}"
+                    )
                     results[label] = summarise(rows, f"{label} ({len(rows)} examples)")
                     results[label]["seconds_per_map"] = float(np.median(seconds))
                     print(f"   seconds per map (whole program, in-process): median {np.median(seconds):.2f}")

@@ -340,6 +340,8 @@ def test_grid_rotations_are_proper_and_map_the_grid_onto_itself(shape, n):
 
 
 def test_test_time_rotation_averaging(data):
+    from ml_phasing.models import model_file
+
     proc = run_script(
         "ml_phasing.patterson_to_density",
         "data.mtz",
@@ -352,7 +354,91 @@ def test_test_time_rotation_averaging(data):
     assert_clean_exit(proc)
     summary = json.loads((data / "rot.json").read_text())
     assert summary["ensemble_rotations"] == 24
-    assert "averaged over 24 grid rotations" in (data / "rot.log").read_text()
+    # recycling.passes=Auto: the shipped model's benchmarked number of passes, rotations
+    # averaged after every pass (ensemble.every_pass=True, the default)
+    passes = model_file.SHIPPED_INFERENCE_PASSES[os.path.basename(DEFAULT_MODEL)]
+    assert summary["recycling_passes"] == passes and summary["rotations_averaged_every_pass"]
+    log = (data / "rot.log").read_text()
+    assert f"{passes} recycling passes, averaged over 24 grid rotations after every pass" in log
+
+    proc = run_script(
+        "ml_phasing.patterson_to_density",
+        "data.mtz",
+        "ensemble.rotations=4",
+        "ensemble.every_pass=False",
+        "recycling.passes=2",
+        "refinement.cycles=0",
+        "output.prefix=rot_end",
+        "--overwrite",
+        cwd=data,
+    )
+    assert_clean_exit(proc)
+    summary = json.loads((data / "rot_end.json").read_text())
+    assert summary["recycling_passes"] == 2 and not summary["rotations_averaged_every_pass"]
+    assert "2 recycling passes, averaged over 4 grid rotations\n" in (data / "rot_end.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def recycling_bundle_and_patterson():
+    """The shipped model (trained with 3 recycling passes) and the Patterson of a held-out
+    example of its recipe (seed 1 000 003, example 0) on its grid."""
+    from ml_phasing.examples import simulation
+    from ml_phasing.models.model_file import load_bundle
+
+    bundle = load_bundle(DEFAULT_MODEL, task="patterson_to_density")
+    assert bundle.task.passes > 1
+    recipe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "phil", "dialanine_10A_simulate.eff")
+    config = simulation.SimulationConfig.from_recipe(recipe, 1_000_003, False)
+    example = simulation.make_example(config, 0, simulation.StructureSource(config), keep_objects=True)
+    f_calc = example["objects"]["xray_structure"].structure_factors(d_min=bundle.task.config["map_d_min"]).f_calc()
+    return bundle, bundle.task.network_input(abs(f_calc).set_observation_type_xray_amplitude())[0]
+
+
+def test_rotations_averaged_after_every_pass_are_rotation_equivariant(recycling_bundle_and_patterson):
+    """Averaging over all 24 rotations after every recycling pass is a mean over the whole
+    group at each step, so the prediction from a rotated Patterson is the rotated prediction.
+    The one exception is the hand of the first pass: the Patterson is centrosymmetric and
+    carries no hand, the 24 first-pass predictions may split 12/12 between the hands, and
+    the mean then takes the hand of the first rotation. So: after one pass, the rotated
+    prediction or its inverse; after three, wherever the first pass chose the same hand, the
+    rotated prediction itself. (Each member's hand is decided against the first member; for
+    a member that fits both hands about equally the decision can depend on that reference,
+    so the example is one whose first-pass predictions are all clearly of one hand.) A
+    mistake in rotating the estimate or back-rotating the outputs breaks this; float32
+    arithmetic limits it to ~1e-5."""
+    from ml_phasing.prediction.density_prediction import _flip_periodic, grid_rotations, rotate_grid, run_network
+
+    bundle, patt = recycling_bundle_and_patterson
+    first, n = run_network(bundle, patt, "cpu", rotations=24, passes=1, every_pass=True)
+    density, _ = run_network(bundle, patt, "cpu", rotations=24, passes=3, every_pass=True)
+    assert n == 24
+    same_hand = 0
+    for r in grid_rotations(patt.shape)[1:24:3]:
+        rotated_first, _ = run_network(bundle, rotate_grid(patt, r), "cpu", rotations=24, passes=1, every_pass=True)
+        expected = rotate_grid(first, r)
+        diffs = [np.abs(rotated_first - e).max() for e in (expected, _flip_periodic(expected, (0, 1, 2)))]
+        assert min(diffs) < 1e-4, (r, diffs)
+        if diffs[0] < 1e-4:
+            same_hand += 1
+            rotated, _ = run_network(bundle, rotate_grid(patt, r), "cpu", rotations=24, passes=3, every_pass=True)
+            assert np.abs(rotated - rotate_grid(density, r)).max() < 1e-3, r
+    assert same_hand >= 1
+
+
+def test_one_pass_is_the_same_whether_rotations_are_averaged_every_pass_or_at_the_end(
+    recycling_bundle_and_patterson,
+):
+    """With one pass nothing is recycled, so the two ways of averaging must agree; with three
+    they differ (the averaged estimate is what the passes after the first see)."""
+    from ml_phasing.prediction.density_prediction import run_network
+
+    bundle, patt = recycling_bundle_and_patterson
+    every, _ = run_network(bundle, patt, "cpu", rotations=8, passes=1, every_pass=True)
+    end, _ = run_network(bundle, patt, "cpu", rotations=8, passes=1, every_pass=False)
+    np.testing.assert_allclose(every, end, atol=1e-5)
+    every, _ = run_network(bundle, patt, "cpu", rotations=8, passes=3, every_pass=True)
+    end, _ = run_network(bundle, patt, "cpu", rotations=8, passes=3, every_pass=False)
+    assert np.abs(every - end).max() > 1e-3
 
 
 def test_reflections_handed_over_in_memory_through_the_data_manager(data, tmp_path, monkeypatch):

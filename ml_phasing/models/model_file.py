@@ -47,6 +47,12 @@ SHIPPED_REFINEMENT_CYCLES = {"patterson_dialanine_10A.pt": 0, "patterson_dipepti
 # and after any other model
 DEFAULT_REFINEMENT_CYCLES = 20
 
+# Recycling passes at inference for the shipped Patterson models with recycling (both trained
+# with 3), with the rotations averaged after every pass: the median phase error by pass on
+# 30 examples of a tuning set (seed 2000001, not the benchmark's), scratch runs recorded in
+# docs/models.md. Any other model runs as many passes as it was trained with.
+SHIPPED_INFERENCE_PASSES = {"patterson_dialanine_10A.pt": 8, "patterson_dipeptide_12A.pt": 6}
+
 
 def shipped(filename: str) -> str:
     """Path of a model file shipped inside the package (ml_phasing/models/data/)."""
@@ -219,6 +225,15 @@ def refinement_cycles(info: dict) -> int:
     if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
         return SHIPPED_REFINEMENT_CYCLES.get(os.path.basename(path), DEFAULT_REFINEMENT_CYCLES)
     return DEFAULT_REFINEMENT_CYCLES
+
+
+def inference_passes(info: dict) -> int | None:
+    """Recycling passes at inference for a shipped model (SHIPPED_INFERENCE_PASSES); None for
+    any other model (which then runs as many as in training)."""
+    path = info.get("path", "")
+    if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
+        return SHIPPED_INFERENCE_PASSES.get(os.path.basename(path))
+    return None
 
 
 def fom_calibration(info: dict) -> dict | None:

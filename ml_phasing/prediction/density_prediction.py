@@ -5,7 +5,9 @@
    spacing, exactly as in training (cctbx, no F000, scaled to [-1, 1]).
 2. The network predicts the density in P1 (optionally averaged over proper
    rotations of the grid: test-time augmentation, each back-rotated prediction
-   put on the hand of the first before averaging).
+   put on the hand of the first before averaging). A model with recycling runs its
+   passes with the observed amplitudes imposed between them; with rotations the
+   average is taken after every pass, and the next pass starts from it.
 3. For other space groups, the origin that makes the predicted density most
    symmetric is found with cctbx's fast translation function and the density's
    structure factors are symmetrised (smtbx ``f_calc_symmetrisations``, the step
@@ -60,21 +62,70 @@ def unrotate_grid(a: np.ndarray, rotation) -> np.ndarray:
     return np.transpose(_flip_periodic(a, flips), np.argsort(perm))
 
 
-def run_network(bundle, patterson: np.ndarray, device: str, rotations: int = 1) -> tuple[np.ndarray, int]:
-    """The network's density for a Patterson and the number of rotations averaged: with
-    rotations > 1 the mean over up to that many proper grid rotations (the Patterson
-    rotates like the density). Each back-rotated prediction takes the hand (itself or its
-    inverse) that correlates better with the unrotated prediction, since a hand-invariant
-    model may pick either."""
-    rots = grid_rotations(patterson.shape)[: max(1, rotations)]
-    y = bundle.task.predict_maps(bundle.network, np.stack([rotate_grid(patterson, r) for r in rots]), device)
-    maps = [unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]
-    ref = maps[0]
-    total = ref.copy()
-    for m in maps[1:]:
+def _hand_aligned_mean(maps, reference: np.ndarray | None = None) -> np.ndarray:
+    """The mean of back-rotated predictions, each on the hand (itself or its inverse through
+    the grid origin) that correlates better with ``reference``: a hand-blind model may pick
+    either. Without a reference, with the first prediction, and the mean then takes the hand
+    that most predictions came with, so that the choice does not depend on which rotation
+    comes first."""
+    ref = maps[0] if reference is None else reference
+    total, flipped = np.zeros_like(maps[0]), 0
+    for m in maps:
         inv = _flip_periodic(m, (0, 1, 2))
-        total += m if np.corrcoef(m.ravel(), ref.ravel())[0, 1] >= np.corrcoef(inv.ravel(), ref.ravel())[0, 1] else inv
-    return total / len(maps), len(maps)
+        keep = np.corrcoef(m.ravel(), ref.ravel())[0, 1] >= np.corrcoef(inv.ravel(), ref.ravel())[0, 1]
+        total += m if keep else inv
+        flipped += not keep
+    mean = total / len(maps)
+    return _flip_periodic(mean, (0, 1, 2)) if reference is None and 2 * flipped > len(maps) else mean
+
+
+def recycling_passes(bundle, passes=None) -> int:
+    """Recycling passes at inference: ``passes`` when given, else the shipped model's
+    benchmarked choice (``model_file.inference_passes``), else as many as in training."""
+    if passes:
+        return int(passes)
+    from ml_phasing.models import model_file
+
+    return model_file.inference_passes(bundle.info) or getattr(bundle.task, "passes", 1)
+
+
+def run_network(
+    bundle, patterson: np.ndarray, device: str, rotations: int = 1, passes=None, every_pass: bool = True
+) -> tuple[np.ndarray, int]:
+    """The network's density for a Patterson and the number of rotations averaged.
+
+    With rotations > 1 the prediction is the mean over up to that many proper grid rotations
+    (the Patterson rotates like the density), each back-rotated prediction on one hand
+    (:func:`_hand_aligned_mean`). For a model with recycling and ``every_pass`` the mean is taken after every pass:
+    each pass sees every rotation of the averaged estimate (with the observed amplitudes
+    imposed), so the rotations agree on one estimate instead of running separate chains that
+    are only averaged at the end. ``passes``: recycling passes (:func:`recycling_passes`)."""
+    import torch
+
+    from ml_phasing.tasks.maps import impose_amplitudes
+
+    task, model = bundle.task, bundle.network
+    rots = grid_rotations(patterson.shape)[: max(1, rotations)]
+    n_passes = recycling_passes(bundle, passes)
+    if not (every_pass and task.passes > 1 and len(rots) > 1):
+        y = task.predict_maps(model, np.stack([rotate_grid(patterson, r) for r in rots]), device, n_passes)
+        return _hand_aligned_mean([unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]), len(rots)
+
+    def stack(grid):
+        a = np.stack([rotate_grid(grid, r) for r in rots])[:, None]
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device)
+
+    x = stack(patterson)
+    observed = torch.from_numpy(np.ascontiguousarray(patterson, dtype=np.float32))[None, None].to(device)
+    estimate = np.zeros_like(patterson, dtype=np.float64)
+    for index in range(n_passes):
+        y = task.pass_output(model, x, stack(estimate), index)[:, 0].float().cpu().numpy()
+        maps = [unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]
+        density = _hand_aligned_mean(maps, estimate if index else None)  # later passes keep the estimate's hand
+        if index < n_passes - 1:
+            mean = torch.from_numpy(density.astype(np.float32))[None, None].to(device)
+            estimate = impose_amplitudes(mean, observed)[0, 0].float().cpu().numpy().astype(np.float64)
+    return density, len(rots)
 
 
 def symmetrise(f_obs, f_calc_p1):
@@ -216,17 +267,28 @@ def predict(
     refinement_cycles: int = 0,
     rotations: int = 1,
     calibrate: bool = True,
+    passes=None,
+    every_pass: bool = True,
 ) -> dict:
     """The whole prediction for one data set; see the module docstring.
 
-    With ``calibrate`` the Sim FOMs are mapped per resolution shell to the mean cos(dphi)
-    measured on held-out data for the shipped models (``model_file.fom_calibration``;
-    ``result['fom_calibrated']`` says whether a table was found)."""
+    ``rotations``, ``passes`` and ``every_pass``: as :func:`run_network`. With ``calibrate``
+    the Sim FOMs are mapped per resolution shell to the mean cos(dphi) measured on held-out
+    data for the shipped models (``model_file.fom_calibration``; ``result['fom_calibrated']``
+    says whether a table was found)."""
     task = bundle.task
     patt, f_obs, f_p1 = task.network_input(f_obs)
-    density, n_rotations = run_network(bundle, patt, device, rotations)
+    density, n_rotations = run_network(bundle, patt, device, rotations, passes, every_pass)
     result = phases_from_density(bundle, f_obs, f_p1, density, refinement_cycles, calibrate)
-    result.update({"rotations": n_rotations, "grid": patt.shape, "d_min": task.config["map_d_min"]})
+    result.update(
+        {
+            "rotations": n_rotations,
+            "passes": recycling_passes(bundle, passes) if task.passes > 1 else 1,
+            "every_pass": bool(every_pass and task.passes > 1 and n_rotations > 1),
+            "grid": patt.shape,
+            "d_min": task.config["map_d_min"],
+        }
+    )
     return result
 
 

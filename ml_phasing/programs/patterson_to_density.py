@@ -141,6 +141,8 @@ Examples:
             self._validate_intensity_model()
         if self.params.refinement.cycles is Auto:
             self.params.refinement.cycles = density_prediction.default_refinement_cycles(self.bundle)
+        if self.params.recycling.passes is Auto:
+            self.params.recycling.passes = density_prediction.recycling_passes(self.bundle)
         if self.params.solve:
             self._read_composition()
 
@@ -190,12 +192,17 @@ Examples:
                 self.device,
                 self.params.refinement.cycles,
                 self.params.ensemble.rotations,
+                passes=self.params.recycling.passes,
+                every_pass=self.params.ensemble.every_pass,
             )
         seconds = time.time() - t0
         n_rot = r["rotations"]
+        n_passes = r.get("passes", 1)
         print(
             f"Prediction on grid {r['grid']} to {r['d_min']:.2f} A in {seconds:.2f} s"
-            + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else ""),
+            + (f", {n_passes} recycling passes" if n_passes > 1 else "")
+            + (f", averaged over {n_rot} grid rotations" if n_rot > 1 else "")
+            + (" after every pass" if r.get("every_pass") else ""),
             file=out,
         )
         n_used, n_in = r["f_obs"].size(), self.f_obs.size()
@@ -247,6 +254,8 @@ Examples:
             "mean_fom": r["mean_fom"],
             "refinement_cycles": self.params.refinement.cycles,
             "ensemble_rotations": n_rot,
+            "recycling_passes": n_passes,
+            "rotations_averaged_every_pass": bool(r.get("every_pass")),
             "seconds": round(seconds, 3),
             "device": self.device,
             "files": files,

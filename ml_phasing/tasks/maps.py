@@ -196,6 +196,18 @@ class PattersonToDensity(MapTask):
         y = self.apply(model, torch.cat([x, estimate], 1))
         return impose_amplitudes(y[..., : x.shape[2], : x.shape[3], : x.shape[4]], x)
 
+    def pass_output(self, model, x: torch.Tensor, estimate: torch.Tensor, index: int) -> torch.Tensor:
+        """Recycling pass ``index`` (0-based; passes beyond the trained ones use the last
+        pass's batch-norm statistics) on (Patterson, estimate), cropped to the input's grid,
+        without gradients: inference's building block when something is done to the
+        outputs between passes (rotation averaging, ``density_prediction.run_network``)."""
+        from ml_phasing.models.blocks import set_recycling_pass
+
+        set_recycling_pass(model, index)
+        with torch.no_grad():
+            y = self.apply(model, torch.cat([x, estimate], 1))
+        return y[..., : x.shape[2], : x.shape[3], : x.shape[4]]
+
     def forward(self, model, batch):
         passes = self.passes
         if passes > 1 and model.training:
@@ -268,11 +280,12 @@ class PattersonToDensity(MapTask):
         patterson = observables.scale_to_unit(observables.patterson_map(f_p1, gridding))[0]
         return patterson, f_cut, f_p1
 
-    def predict_maps(self, model, grids: np.ndarray, device: str = "cpu") -> np.ndarray:
-        """The network's output maps for a stack of input grids (n, nx, ny, nz)."""
+    def predict_maps(self, model, grids: np.ndarray, device: str = "cpu", passes: int | None = None) -> np.ndarray:
+        """The network's output maps for a stack of input grids (n, nx, ny, nz), after
+        ``passes`` recycling passes (default: as many as in training)."""
         x = torch.from_numpy(np.ascontiguousarray(grids, dtype=np.float32))[:, None].to(device)
         with torch.no_grad():
-            y = self.apply_passes(model, x, self.passes)
+            y = self.apply_passes(model, x, passes or self.passes)
         return y[:, 0, : grids.shape[1], : grids.shape[2], : grids.shape[3]].float().cpu().numpy()
 
     @staticmethod
