@@ -90,7 +90,7 @@ solve = Auto
            write <prefix>_solve.res/.cif/.pdb/.mtz/_map.ccp4 and a 'solution' entry in the JSON. \\
            Auto: where the engine knows the cell's contents, from composition= or from a model \\
            trained on one molecule only (the shipped dialanine model: C6 N2 O2 per cell); on \\
-           real dialanine fragments the engine takes the median phase error from 22 to 7 deg \\
+           real dialanine fragments the engine takes the median phase error from 16 to 7 deg \\
            and solves 95% (docs/solve.md). False: the network's phases only."
 composition = None
   .type = str

@@ -41,8 +41,9 @@ SHIPPED = {
 # Charge-flipping cycles after each shipped Patterson model when the user sets none
 # (refinement.cycles=Auto), the better choice of benchmarks/patterson_to_density.py
 # --cycles 0,20 --rotations 24 (30 held-out examples per set, docs/models.md): after the
-# dialanine model 20 cycles raised the median phase error (real fragments 22.3 -> 28.3 deg),
-# after the dipeptide model they lowered it (64.6 -> 52.1 deg).
+# dialanine model 20 cycles raised the median phase error (real fragments 16.3 -> 25.1 deg
+# with the default inference of 2026-11-25), after the dipeptide model they lowered it
+# (60.9 -> 50.5 deg).
 SHIPPED_REFINEMENT_CYCLES = {"patterson_dialanine_10A.pt": 0, "patterson_dipeptide_12A.pt": 20}
 # and after any other model
 DEFAULT_REFINEMENT_CYCLES = 20

@@ -54,7 +54,7 @@ Then the phasing engine (as ml_phasing.solve) refines atoms against the observed
 amplitudes from the network's starts (solve=Auto): by default wherever it knows the
 cell's contents, from composition= or, for the shipped dialanine model on P1 data,
 the one molecule it was trained on (C6 N2 O2). On real dialanine fragments this takes
-the median phase error from 22 to 7 degrees and solves 95% (docs/solve.md).
+the median phase error from 16 to 7 degrees and solves 95% (docs/solve.md).
 solve=False refinement.cycles=0 keeps the network's phases alone.
 
 A model of the task intensity_to_density (Scripps: |F|^2 on the integer hkl cube
