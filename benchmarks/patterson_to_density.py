@@ -19,7 +19,7 @@ held-out set <= 30 deg; dipeptides 12 A <= 55 deg (Pan: 25 and 64 deg).
 
 Run: python benchmarks/patterson_to_density.py --models dialanine_10A training/x/model.pt \
          --sets real,generator:phil/dialanine_10A_simulate.eff --n 100 [--cycles 0,20] [--rotations 1] \
-         [--passes Auto,3] [--average every_pass,end]
+         [--passes Auto,3] [--average Auto,every_pass,end]
 """
 
 import boost_adaptbx.boost.python  # noqa: F401
@@ -45,7 +45,14 @@ from ml_phasing.programs.simulate import Program as Simulate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REALDATA = os.path.join(HERE, "..", "..", "shared", "realdata")
-HELD_OUT_SEED = 1_000_003  # training used random_seed 0, validation 1 (on the fly: 7000001)
+HELD_OUT_SEED = 1_000_003
+# --average: ensemble.every_pass, and how the label says it
+EVERY_PASS = {"every_pass": True, "end": False, "Auto": "Auto"}
+AVERAGED = {
+    "every_pass": "after every pass",
+    "end": "at the end",
+    "Auto": "as the model chooses (Auto)",
+}  # training used random_seed 0, validation 1 (on the fly: 7000001)
 
 
 def eval_params():
@@ -137,8 +144,9 @@ def main():
     )
     ap.add_argument(
         "--average",
-        default="every_pass",
-        help="where rotations are averaged, comma-separated: every_pass (ensemble.every_pass=True) or end",
+        default="Auto",
+        help="where rotations are averaged, comma-separated: every_pass (ensemble.every_pass=True), end "
+        "(False) or Auto (the model's default)",
     )
     ap.add_argument("--json", default=None, help="write the summary here")
     args = ap.parse_args()
@@ -177,7 +185,7 @@ def main():
                             program_class=P2D,
                             args=[truth, f"model={path}", f"output.prefix={prefix}", f"refinement.cycles={cycles}",
                                   f"ensemble.rotations={args.rotations}", f"recycling.passes={passes}",
-                                  f"ensemble.every_pass={average == 'every_pass'}", "output.write_map=False",
+                                  f"ensemble.every_pass={EVERY_PASS[average]}", "output.write_map=False",
                                   "solve=False"],
                             logger=null_out(),
                         )  # fmt: skip
@@ -186,11 +194,7 @@ def main():
                     how = "network only" if cycles == 0 else f"network + {cycles} charge-flipping cycles"
                     label = (
                         f"{set_name} | {os.path.relpath(path)} | {how}, {args.rotations} rotation(s)"
-                        + (
-                            f" averaged {'after every pass' if average == 'every_pass' else 'at the end'}"
-                            if args.rotations > 1
-                            else ""
-                        )
+                        + (f" averaged {AVERAGED[average]}" if args.rotations > 1 else "")
                         + f", recycling passes {passes}"
                     )
                     results[label] = summarise(rows, f"{label} ({len(rows)} examples)")

@@ -25,7 +25,7 @@ refinement {
              the observed amplitudes; 0 turns them off. Auto: what the model's benchmark \\
              chose, 0 after the shipped dialanine model (20 cycles after it raised the \\
              median phase error on real fragments from 16 to 25 deg) and 20 after the \\
-             dipeptide model (61 to 51 deg); 20 after any other model \\
+             dipeptide model (61 to 47 deg); 20 after any other model \\
              (benchmarks/patterson_to_density.py, docs/models.md)."
 }
 ensemble {
@@ -37,15 +37,15 @@ ensemble {
              hand of the first. 1 turns it off. On by default: on real dialanine fragments \\
              it lowers the median phase error of the dialanine model from 28.6 to 22.3 deg \\
              (benchmarks/patterson_to_density.py, docs/models.md)."
-  every_pass = True
+  every_pass = Auto
     .type = bool
     .help = "For a model with recycling: average the rotations after every recycling \\
              pass, so that each pass starts from one averaged estimate (with the observed \\
-             amplitudes imposed) instead of every rotation running its own passes and \\
-             being averaged at the end. Measured with 24 rotations and the Auto passes \\
-             (30 held-out examples per set): dialanine real fragments 16.3 deg against \\
-             16.6, its generator's set 14.2 against 14.7; dipeptide 60.9 against 60.8 \\
-             (docs/models.md)."
+             amplitudes imposed), or (False) let every rotation run its own passes and \\
+             average at the end. Auto: the shipped model's benchmarked choice, True for \\
+             dialanine_10A (real fragments 16.3 deg against 16.6), False for dipeptide_12A \\
+             (with its 20 charge-flipping cycles 47.4 deg against 50.5; the network alone \\
+             60.8 against 60.9); True for any other model (docs/models.md)."
 }
 recycling {
   passes = Auto

@@ -357,6 +357,7 @@ def test_test_time_rotation_averaging(data):
     # recycling.passes=Auto: the shipped model's benchmarked number of passes, rotations
     # averaged after every pass (ensemble.every_pass=True, the default)
     passes = model_file.SHIPPED_INFERENCE_PASSES[os.path.basename(DEFAULT_MODEL)]
+    assert model_file.SHIPPED_EVERY_PASS[os.path.basename(DEFAULT_MODEL)]
     assert summary["recycling_passes"] == passes and summary["rotations_averaged_every_pass"]
     log = (data / "rot.log").read_text()
     assert f"{passes} recycling passes, averaged over 24 grid rotations after every pass" in log
@@ -376,6 +377,26 @@ def test_test_time_rotation_averaging(data):
     summary = json.loads((data / "rot_end.json").read_text())
     assert summary["recycling_passes"] == 2 and not summary["rotations_averaged_every_pass"]
     assert "2 recycling passes, averaged over 4 grid rotations\n" in (data / "rot_end.log").read_text()
+
+
+def test_inference_defaults_per_model():
+    """recycling.passes=Auto and ensemble.every_pass=Auto: the shipped models' benchmarked
+    choices (docs/models.md); a model of the user's own runs the passes it was trained with
+    and averages after every pass."""
+    from types import SimpleNamespace
+
+    from ml_phasing.models.model_file import shipped_models
+    from ml_phasing.prediction.density_prediction import every_pass_default, recycling_passes
+
+    models = shipped_models("patterson_to_density")
+    task = SimpleNamespace(passes=3)
+    dialanine = SimpleNamespace(info={"path": models["dialanine_10A"]}, task=task)
+    dipeptide = SimpleNamespace(info={"path": models["dipeptide_12A"]}, task=task)
+    own = SimpleNamespace(info={"path": "/somewhere/model.pt"}, task=task)
+    assert (recycling_passes(dialanine), every_pass_default(dialanine)) == (8, True)
+    assert (recycling_passes(dipeptide), every_pass_default(dipeptide)) == (6, False)
+    assert (recycling_passes(own), every_pass_default(own)) == (3, True)
+    assert (recycling_passes(own, 5), every_pass_default(own, False)) == (5, False)  # what the user set
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ SHIPPED = {
 # --cycles 0,20 --rotations 24 (30 held-out examples per set, docs/models.md): after the
 # dialanine model 20 cycles raised the median phase error (real fragments 16.3 -> 25.1 deg
 # with the default inference of 2026-11-25), after the dipeptide model they lowered it
-# (60.9 -> 50.5 deg).
+# (60.8 -> 47.4 deg).
 SHIPPED_REFINEMENT_CYCLES = {"patterson_dialanine_10A.pt": 0, "patterson_dipeptide_12A.pt": 20}
 # and after any other model
 DEFAULT_REFINEMENT_CYCLES = 20
@@ -53,6 +53,11 @@ DEFAULT_REFINEMENT_CYCLES = 20
 # 30 examples of a tuning set (seed 2000001, not the benchmark's), scratch runs recorded in
 # docs/models.md. Any other model runs as many passes as it was trained with.
 SHIPPED_INFERENCE_PASSES = {"patterson_dialanine_10A.pt": 8, "patterson_dipeptide_12A.pt": 6}
+# Whether the rotations are averaged after every pass (else at the end) by default, from the
+# same benchmark: after every pass for dialanine (real fragments 16.3 against 16.6 deg), at
+# the end for dipeptide (the default pipeline, with 20 charge-flipping cycles: 47.4 against
+# 50.5 deg; the network alone 60.8 against 60.9). Any other model: after every pass.
+SHIPPED_EVERY_PASS = {"patterson_dialanine_10A.pt": True, "patterson_dipeptide_12A.pt": False}
 
 
 def shipped(filename: str) -> str:
@@ -235,6 +240,15 @@ def inference_passes(info: dict) -> int | None:
     if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
         return SHIPPED_INFERENCE_PASSES.get(os.path.basename(path))
     return None
+
+
+def rotations_every_pass(info: dict) -> bool:
+    """Whether a model's rotations are averaged after every recycling pass by default
+    (SHIPPED_EVERY_PASS for a shipped model, True for any other)."""
+    path = info.get("path", "")
+    if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
+        return SHIPPED_EVERY_PASS.get(os.path.basename(path), True)
+    return True
 
 
 def fom_calibration(info: dict) -> dict | None:

@@ -6,8 +6,9 @@
 2. The network predicts the density in P1 (optionally averaged over proper
    rotations of the grid: test-time augmentation, each back-rotated prediction
    put on the hand of the first before averaging). A model with recycling runs its
-   passes with the observed amplitudes imposed between them; with rotations the
-   average is taken after every pass, and the next pass starts from it.
+   passes (more than in training for the shipped models) with the observed amplitudes
+   imposed between them; the rotations are averaged after every pass, the next pass
+   starting from the mean, or at the end (``ensemble.every_pass``, a choice per model).
 3. For other space groups, the origin that makes the predicted density most
    symmetric is found with cctbx's fast translation function and the density's
    structure factors are symmetrised (smtbx ``f_calc_symmetrisations``, the step
@@ -89,17 +90,28 @@ def recycling_passes(bundle, passes=None) -> int:
     return model_file.inference_passes(bundle.info) or getattr(bundle.task, "passes", 1)
 
 
+def every_pass_default(bundle, every_pass=None) -> bool:
+    """Whether rotations are averaged after every recycling pass: ``every_pass`` when given,
+    else the shipped model's benchmarked choice (``model_file.rotations_every_pass``)."""
+    if every_pass is not None:
+        return bool(every_pass)
+    from ml_phasing.models import model_file
+
+    return model_file.rotations_every_pass(bundle.info)
+
+
 def run_network(
-    bundle, patterson: np.ndarray, device: str, rotations: int = 1, passes=None, every_pass: bool = True
+    bundle, patterson: np.ndarray, device: str, rotations: int = 1, passes=None, every_pass=None
 ) -> tuple[np.ndarray, int]:
     """The network's density for a Patterson and the number of rotations averaged.
 
     With rotations > 1 the prediction is the mean over up to that many proper grid rotations
     (the Patterson rotates like the density), each back-rotated prediction on one hand
-    (:func:`_hand_aligned_mean`). For a model with recycling and ``every_pass`` the mean is taken after every pass:
-    each pass sees every rotation of the averaged estimate (with the observed amplitudes
-    imposed), so the rotations agree on one estimate instead of running separate chains that
-    are only averaged at the end. ``passes``: recycling passes (:func:`recycling_passes`)."""
+    (:func:`_hand_aligned_mean`). For a model with recycling and ``every_pass`` the mean is
+    taken after every pass: each pass sees every rotation of the averaged estimate (with the
+    observed amplitudes imposed), so the rotations agree on one estimate instead of running
+    separate chains that are only averaged at the end. ``passes``: recycling passes (:func:`recycling_passes`);
+    ``every_pass`` None: the model's default (:func:`every_pass_default`)."""
     import torch
 
     from ml_phasing.tasks.maps import impose_amplitudes
@@ -107,7 +119,7 @@ def run_network(
     task, model = bundle.task, bundle.network
     rots = grid_rotations(patterson.shape)[: max(1, rotations)]
     n_passes = recycling_passes(bundle, passes)
-    if not (every_pass and task.passes > 1 and len(rots) > 1):
+    if not (every_pass_default(bundle, every_pass) and task.passes > 1 and len(rots) > 1):
         y = task.predict_maps(model, np.stack([rotate_grid(patterson, r) for r in rots]), device, n_passes)
         return _hand_aligned_mean([unrotate_grid(m, r).astype(np.float64) for m, r in zip(y, rots)]), len(rots)
 
@@ -268,7 +280,7 @@ def predict(
     rotations: int = 1,
     calibrate: bool = True,
     passes=None,
-    every_pass: bool = True,
+    every_pass=None,
 ) -> dict:
     """The whole prediction for one data set; see the module docstring.
 
@@ -284,7 +296,7 @@ def predict(
         {
             "rotations": n_rotations,
             "passes": recycling_passes(bundle, passes) if task.passes > 1 else 1,
-            "every_pass": bool(every_pass and task.passes > 1 and n_rotations > 1),
+            "every_pass": every_pass_default(bundle, every_pass) and task.passes > 1 and n_rotations > 1,
             "grid": patt.shape,
             "d_min": task.config["map_d_min"],
         }

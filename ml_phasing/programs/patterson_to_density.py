@@ -143,6 +143,8 @@ Examples:
             self.params.refinement.cycles = density_prediction.default_refinement_cycles(self.bundle)
         if self.params.recycling.passes is Auto:
             self.params.recycling.passes = density_prediction.recycling_passes(self.bundle)
+        if self.params.ensemble.every_pass is Auto:
+            self.params.ensemble.every_pass = density_prediction.every_pass_default(self.bundle)
         if self.params.solve:
             self._read_composition()
 
