@@ -224,31 +224,29 @@ def load_bundle(path: str, task: str | None = None, device: str = "cpu") -> Mode
     return ModelBundle(model, config, make_task(blob["task"], blob["task_config"]), provenance, os.path.abspath(path))
 
 
+def shipped_file(info: dict) -> str | None:
+    """The file name (in models/data) of a shipped model, from a model's info; None for any
+    other model."""
+    path = info.get("path", "")
+    return os.path.basename(path) if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR) else None
+
+
 def refinement_cycles(info: dict) -> int:
     """Charge-flipping cycles after a model's prediction by default (SHIPPED_REFINEMENT_CYCLES
     for a shipped model, else DEFAULT_REFINEMENT_CYCLES)."""
-    path = info.get("path", "")
-    if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
-        return SHIPPED_REFINEMENT_CYCLES.get(os.path.basename(path), DEFAULT_REFINEMENT_CYCLES)
-    return DEFAULT_REFINEMENT_CYCLES
+    return SHIPPED_REFINEMENT_CYCLES.get(shipped_file(info), DEFAULT_REFINEMENT_CYCLES)
 
 
 def inference_passes(info: dict) -> int | None:
     """Recycling passes at inference for a shipped model (SHIPPED_INFERENCE_PASSES); None for
     any other model (which then runs as many as in training)."""
-    path = info.get("path", "")
-    if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
-        return SHIPPED_INFERENCE_PASSES.get(os.path.basename(path))
-    return None
+    return SHIPPED_INFERENCE_PASSES.get(shipped_file(info))
 
 
 def rotations_every_pass(info: dict) -> bool:
     """Whether a model's rotations are averaged after every recycling pass by default
     (SHIPPED_EVERY_PASS for a shipped model, True for any other)."""
-    path = info.get("path", "")
-    if os.path.dirname(path) == os.path.abspath(SHIPPED_DIR):
-        return SHIPPED_EVERY_PASS.get(os.path.basename(path), True)
-    return True
+    return SHIPPED_EVERY_PASS.get(shipped_file(info), True)
 
 
 def fom_calibration(info: dict) -> dict | None:
@@ -257,11 +255,9 @@ def fom_calibration(info: dict) -> dict | None:
     other model file."""
     import json
 
-    path = info.get("path", "")
-    if os.path.dirname(path) != os.path.abspath(SHIPPED_DIR):
-        return None
+    name = shipped_file(info)
     table_file = os.path.join(SHIPPED_DIR, "fom_calibration.json")
-    if not os.path.isfile(table_file):
+    if name is None or not os.path.isfile(table_file):
         return None
     with open(table_file) as f:
-        return json.load(f).get(os.path.basename(path))
+        return json.load(f).get(name)

@@ -193,8 +193,12 @@ class PattersonToDensity(MapTask):
     def next_estimate(self, model, x: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
         """One recycling pass: the network's output on (Patterson, estimate), cropped to the
         input's grid, with the observed amplitudes imposed: the next pass's estimate."""
+        return impose_amplitudes(self._on_estimate(model, x, estimate), x)
+
+    def _on_estimate(self, model, x: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """The network's output on (Patterson, estimate), cropped to the input's grid."""
         y = self.apply(model, torch.cat([x, estimate], 1))
-        return impose_amplitudes(y[..., : x.shape[2], : x.shape[3], : x.shape[4]], x)
+        return y[..., : x.shape[2], : x.shape[3], : x.shape[4]]
 
     def pass_output(self, model, x: torch.Tensor, estimate: torch.Tensor, index: int) -> torch.Tensor:
         """Recycling pass ``index`` (0-based; passes beyond the trained ones use the last
@@ -205,8 +209,7 @@ class PattersonToDensity(MapTask):
 
         set_recycling_pass(model, index)
         with torch.no_grad():
-            y = self.apply(model, torch.cat([x, estimate], 1))
-        return y[..., : x.shape[2], : x.shape[3], : x.shape[4]]
+            return self._on_estimate(model, x, estimate)
 
     def forward(self, model, batch):
         passes = self.passes
