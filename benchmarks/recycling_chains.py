@@ -41,9 +41,8 @@ import patterson_to_density as bench  # noqa: E402
 
 from ml_phasing.io import map_io  # noqa: E402
 from ml_phasing.models import model_file  # noqa: E402
-from ml_phasing.models.blocks import set_recycling_pass  # noqa: E402
 from ml_phasing.prediction import density_prediction as dp  # noqa: E402
-from ml_phasing.tasks.maps import impose_amplitudes  # noqa: E402
+from ml_phasing.tasks.maps import impose_amplitudes, invert_map  # noqa: E402
 
 
 def chains(bundle, patt, passes, hands, shifts):
@@ -51,24 +50,14 @@ def chains(bundle, patt, passes, hands, shifts):
     task, net = bundle.task, bundle.network
     rots = dp.grid_rotations(patt.shape)
     x = torch.from_numpy(np.stack([dp.rotate_grid(patt, r) for r in rots])[:, None].astype(np.float32))
-
-    def apply(e, p):
-        set_recycling_pass(net, min(p, task.passes - 1))
-        with torch.no_grad():
-            y = task.apply(net, torch.cat([x, e], 1))
-        return y[..., : x.shape[2], : x.shape[3], : x.shape[4]]
-
-    first = apply(torch.zeros_like(x), 0)
-    starts = [first]
-    if hands == 2:
-        inv = np.stack([dp._flip_periodic(m, (0, 1, 2)) for m in first[:, 0].numpy()])[:, None]
-        starts.append(torch.from_numpy(np.ascontiguousarray(inv)))
+    first = task.pass_output(net, x, torch.zeros_like(x), 0)
+    starts = [first] + ([invert_map(first)] if hands == 2 else [])
     maps, labels = [], []
     for h, y in enumerate(starts):
         for s in shifts:
             e = impose_amplitudes(y, x)
             for p in range(1, passes):
-                y = apply(torch.roll(e, s, (2, 3, 4)), p)
+                y = task.pass_output(net, x, torch.roll(e, s, (2, 3, 4)), p)
                 y = torch.roll(y, tuple(-v for v in s), (2, 3, 4))
                 e = impose_amplitudes(y, x)
             maps += [dp.unrotate_grid(m, r).astype(np.float64) for m, r in zip(y[:, 0].numpy(), rots)]
