@@ -175,3 +175,36 @@ def test_per_pass_batch_norm_statistics_reproduce_batch_statistics_in_evaluation
         bn = fresh.encoder[0][1]
         for p in range(3):
             assert torch.equal(bn.pass_running_mean[p], bn.running_mean)
+
+
+def test_a_recycling_model_fine_tuned_with_more_passes_starts_as_the_old_one():
+    """Fine-tuning a 3-pass model with recycling_passes=6 (phil/dipeptide_12A_v3_train.eff):
+    passes 4-6 get pass 3's batch-norm statistics, so the 6-pass network runs exactly as the
+    old one did at inference (passes beyond the trained ones used the last pass's statistics);
+    loading the 6-pass state into a 3-pass network keeps the first three passes."""
+    from ml_phasing.models import PattersonResNet
+    from ml_phasing.training.loop import load_widened
+
+    torch.manual_seed(5)
+    kwargs = dict(in_channels=2, out_channels=1, stem_channels=3, channels=4, n_blocks=1)
+    old = PattersonResNet(**kwargs, norm_passes=3)
+    bn = old.encoder[0][1]
+    with torch.no_grad():
+        bn.pass_running_mean.copy_(torch.randn_like(bn.pass_running_mean))
+        bn.pass_running_var.uniform_(0.5, 2.0)
+    old.eval()
+    new = PattersonResNet(**kwargs, norm_passes=6).eval()
+    load_widened(new, old.state_dict())
+    grown = new.encoder[0][1]
+    assert torch.equal(grown.pass_running_mean[:3], bn.pass_running_mean)
+    for p in range(3, 6):
+        assert torch.equal(grown.pass_running_var[p], bn.pass_running_var[2])
+    grid = np.random.default_rng(6).standard_normal((2, 20, 20, 20)).astype(np.float32)
+    config = dict(_patterson_config(2), in_channels=2)
+    three = tasks.PattersonToDensity(dict(config, recycling_passes=3))
+    six = tasks.PattersonToDensity(dict(config, recycling_passes=6))
+    before = three.predict_maps(old, grid, passes=6)
+    np.testing.assert_allclose(six.predict_maps(new, grid, passes=6), before, atol=1e-6)
+    back = PattersonResNet(**kwargs, norm_passes=3).eval()
+    back.load_state_dict(new.state_dict())
+    assert torch.equal(back.encoder[0][1].pass_running_mean, bn.pass_running_mean)

@@ -16,7 +16,9 @@ class PassBatchNorm3d(nn.BatchNorm3d):
     mean and variance (as Cooijmans et al. 2017, recurrent batch normalisation, keep one set
     per time step); the affine weights are shared. :func:`set_recycling_pass` sets the pass.
     A state dict without per-pass statistics (a model trained before them) fills every
-    pass with its one set.
+    pass with its one set; one with fewer passes (a model fine-tuned with more recycling
+    passes than it was trained with) fills the new passes with its last pass's statistics,
+    and one with more keeps its first ``passes``.
 
     Examples::
 
@@ -49,6 +51,10 @@ class PassBatchNorm3d(nn.BatchNorm3d):
         for name, shared in (("pass_running_mean", "running_mean"), ("pass_running_var", "running_var")):
             if prefix + name not in state_dict and prefix + shared in state_dict:
                 state_dict[prefix + name] = state_dict[prefix + shared].unsqueeze(0).repeat(self.passes, 1)
+            stored = state_dict.get(prefix + name)
+            if stored is not None and stored.dim() == 2 and stored.shape[0] != self.passes:
+                more = stored[-1:].repeat(max(0, self.passes - stored.shape[0]), 1)
+                state_dict[prefix + name] = torch.cat([stored[: self.passes], more], 0)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

@@ -602,11 +602,15 @@ def calibrate_pass_statistics(model, task, inputs) -> None:
 def load_widened(model, state: dict) -> None:
     """Load ``state`` into ``model``; a weight with fewer input channels than the model's (a model
     trained without recycling, fine-tuned with it) fills the first ones and leaves the new
-    channels at zero, so the widened network starts as the old one."""
+    channels at zero, so the widened network starts as the old one. Per-pass batch-norm
+    statistics for another number of passes are left to :class:`PassBatchNorm3d`."""
     own = model.state_dict()
     widened = {}
     for key, value in state.items():
         target = own.get(key)
+        if key.endswith(("pass_running_mean", "pass_running_var")):
+            widened[key] = value
+            continue
         if target is not None and value.dim() >= 2 and target.dim() == value.dim() and target.shape != value.shape:
             same_but_inputs = target.shape[0] == value.shape[0] and target.shape[2:] == value.shape[2:]
             if not same_but_inputs or target.shape[1] < value.shape[1]:
