@@ -10,7 +10,9 @@ trained on: training used 0, validation 1), giving m' = clip(a + b m) per shell
 default 20 charge-flipping cycles. The tables go to ml_phasing/models/data/fom_calibration.json;
 the check is on another held-out set (seed 1 000 003, the benchmarks' and tests' seed).
 
-Run: python benchmarks/calibrate_fom.py [n_examples]      (writes the JSON and prints the check)
+Run: python benchmarks/calibrate_fom.py [n_examples] [model names, e.g. dipeptide_12A]
+     (writes the JSON and prints the check; named models only refit their own tables and keep
+     the others, e.g. after one shipped model is replaced)
 """
 
 import boost_adaptbx.boost.python  # noqa: F401
@@ -90,8 +92,17 @@ def fit(d, m, cos):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    tables = {"_about": f"benchmarks/calibrate_fom.py {n}: seed {CALIBRATION_SEED}, checked on seed {CHECK_SEED}"}
-    for name, recipe in MODELS.items():
+    names = sys.argv[2:] or list(MODELS)
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        sys.exit(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
+    tables = {}
+    if set(names) != set(MODELS):  # keep the other models' tables
+        with open(OUT) as f:
+            tables = json.load(f)
+    tables["_about"] = f"benchmarks/calibrate_fom.py {n}: seed {CALIBRATION_SEED}, checked on seed {CHECK_SEED}"
+    for name in names:
+        recipe = MODELS[name]
         t0 = time.time()
         path = model_file.shipped_models("patterson_to_density")[name]
         bundle = model_file.load_bundle(path, task="patterson_to_density")
