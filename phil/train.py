@@ -120,6 +120,11 @@ train {
   early_stopping_patience = None
     .type = int(value_min=1)
     .help = "Stop when the validation loss has not improved for this many epochs."
+  keep = *lowest_loss last
+    .type = choice
+    .help = "What the model file keeps: the epoch with the lowest validation loss, or the \
+             last epoch run (fine-tuning with an annealed learning rate, where the validation \
+             loss and the phase error can disagree: phil/dipeptide_12A_v3_train.eff)."
   resume = False
     .type = bool
     .help = "Continue from <directory>/checkpoint.pt (a killed run resumes where it stopped)."

@@ -244,6 +244,24 @@ def test_recycling_trains_and_predicts(datasets):
     assert (datasets / "recycled_p2d.mtz").stat().st_size > 0
 
 
+def test_keep_last_writes_the_last_epoch(datasets):
+    """keep=last: the model file holds the last epoch's weights (the checkpoint's), whatever
+    the validation loss did; the default keeps the epoch with the lowest one."""
+    common = ["train.data.train=diala", *SMALL_PATTERSON, "epochs=2", "batch_size=8", "model.patterson_unet.norm=none"]
+    res = train(datasets, *common, "keep=last", "output.directory=keep_last")
+    blob = torch.load(res["model_file"], weights_only=True)
+    last = torch.load(datasets / "keep_last" / "checkpoint.pt", weights_only=True)["model"]
+    assert blob["kept"] == "last" and blob["best_epoch"] == 2 == res["best_epoch"]
+    for key in last:
+        assert torch.equal(blob["state_dict"][key], last[key]), key
+    assert "(epoch 2, last epoch)" in (datasets / "keep_last" / "train.log").read_text()
+    best = train(datasets, *common, "output.directory=keep_best")
+    default = torch.load(best["model_file"], weights_only=True)
+    lowest = min(best["history"], key=lambda r: r["val_loss"])
+    assert default["kept"] == "lowest_loss" and default["best_epoch"] == lowest["epoch"]
+    assert default["metrics"]["val_loss"] == lowest["val_loss"]
+
+
 def test_fine_tuning_with_frozen_layers(datasets):
     res = train(datasets, "train.data.train=diala", *SMALL_PATTERSON, "epochs=1", "output.directory=base")
     base = torch.load(res["model_file"], weights_only=True)["state_dict"]

@@ -122,10 +122,12 @@ Examples:
                 return progress(total=total, desc=desc, unit="ex") if trainer.dist.is_main else None
 
             path = trainer.run(bar)
-            trainer.log(f"Model file: {path} (best epoch {trainer.best['epoch']})")
+            kept_epoch = trainer.kept()[2]
+            how = "last epoch" if trainer.t.keep == "last" else "lowest validation loss"
+            trainer.log(f"Model file: {path} (epoch {kept_epoch}, {how})")
             self.result = {
                 "model_file": os.path.abspath(path),
-                "best_epoch": trainer.best["epoch"],
+                "best_epoch": kept_epoch,
                 "history": trainer.history,
                 "architecture": trainer.arch,
                 "n_parameters": trainer.n_parameters(),

@@ -512,10 +512,18 @@ class Trainer:
                 break
         return self.finish()
 
+    def kept(self) -> tuple:
+        """(state dict, metrics row, epoch) that the model file keeps (``train.keep``): the epoch
+        with the lowest validation loss, or the last epoch run."""
+        if self.t.keep == "last" and self.history:
+            row = self.history[-1]
+            return self.model.state_dict(), row, row["epoch"]
+        return self.best["state_dict"] or self.model.state_dict(), self.best["metrics"], self.best["epoch"]
+
     def finish(self):
         path = os.path.join(self.directory, self.params.output.model_file)
         if self.dist.is_main:
-            state = self.best["state_dict"] or self.model.state_dict()
+            state, metrics, epoch = self.kept()
             model = ARCHITECTURES[self.arch](**self.kwargs)
             model.load_state_dict(state)
             model_file.save_model(
@@ -525,11 +533,12 @@ class Trainer:
                 self.kwargs,
                 self.task_config,
                 self.training_phil,
-                metrics=self.best["metrics"],
+                metrics=metrics,
                 extra={
                     "compute": self.compute,
                     "n_parameters": self.n_parameters(),
-                    "best_epoch": self.best["epoch"],
+                    "best_epoch": epoch,
+                    "kept": self.t.keep,
                     "epochs_run": len(self.history),
                 },
             )
