@@ -43,20 +43,23 @@ SHIPPED = {
 # --cycles 0,20 --rotations 24 (30 held-out examples per set, docs/models.md): after the
 # dialanine model 20 cycles raised the median phase error (real fragments 16.3 -> 25.1 deg
 # with the default inference of 2026-11-25), after the dipeptide model they lowered it
-# (60.8 -> 47.4 deg).
+# (version 2: 60.8 -> 47.4 deg; version 3: 47.2 -> 38.8 deg).
 SHIPPED_REFINEMENT_CYCLES = {"patterson_dialanine_10A.pt": 0, "patterson_dipeptide_12A.pt": 20}
 # and after any other model
 DEFAULT_REFINEMENT_CYCLES = 20
 
-# Recycling passes at inference for the shipped Patterson models with recycling (both trained
-# with 3), with the rotations averaged after every pass: the median phase error by pass on
-# 30 examples of a tuning set (seed 2000001, not the benchmark's), scratch runs recorded in
-# docs/models.md. Any other model runs as many passes as it was trained with.
+# Recycling passes at inference for the shipped Patterson models with recycling: dialanine
+# was trained with 3 and runs 8 (the median phase error by pass, rotations averaged after
+# every pass, on 30 examples of a tuning set, seed 2000001, not the benchmark's; scratch runs
+# recorded in docs/models.md); dipeptide version 2 was trained with 3 and ran 6 by the same
+# measure, and version 3 was fine-tuned with those 6. Any other model runs as many passes
+# as it was trained with.
 SHIPPED_INFERENCE_PASSES = {"patterson_dialanine_10A.pt": 8, "patterson_dipeptide_12A.pt": 6}
 # Whether the rotations are averaged after every pass (else at the end) by default, from the
 # same benchmark: after every pass for dialanine (real fragments 16.3 against 16.6 deg), at
-# the end for dipeptide (the default pipeline, with 20 charge-flipping cycles: 47.4 against
-# 50.5 deg; the network alone 60.8 against 60.9). Any other model: after every pass.
+# the end for dipeptide (version 2, the default pipeline, with 20 charge-flipping cycles: 47.4
+# against 50.5 deg; the network alone 60.8 against 60.9; version 3 keeps the choice). Any
+# other model: after every pass.
 SHIPPED_EVERY_PASS = {"patterson_dialanine_10A.pt": True, "patterson_dipeptide_12A.pt": False}
 
 
