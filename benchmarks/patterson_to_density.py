@@ -55,7 +55,7 @@ AVERAGED = {
 }
 
 
-def eval_params():
+def eval_params(phase_label=None):
     return SimpleNamespace(
         n_bins=6,
         search_origin=True,
@@ -64,13 +64,19 @@ def eval_params():
         d_min=None,
         atoms=SimpleNamespace(n_peaks=None, tolerance=0.5),
         reference=SimpleNamespace(file=None, labels="FC,PHIC", remove_hydrogens=True),
-        prediction=SimpleNamespace(labels="FWT,PHWT", phase_label=None, fom_label=None, predicted_flag_label=None),
+        prediction=SimpleNamespace(
+            labels="FWT,PHWT", phase_label=phase_label, fom_label=None, predicted_flag_label=None
+        ),
         symmetry=SimpleNamespace(unit_cell=None, space_group=None),
     )
 
 
-def judge(truth_mtz, pred_mtz):
-    p = eval_params()
+def judge(truth_mtz, pred_mtz, phase_label=None):
+    """ml_phasing.evaluate's metrics of a prediction. By default on FWT/PHWT: a reflection whose
+    FWT = FOM*|Fobs| is 0 (a calibrated FOM of 0) carries no phase and is left out of the phase
+    errors. With phase_label (PHIB) every reflection counts, with the true amplitudes and the
+    predicted phases (maps too), as cphasematch counts them."""
+    p = eval_params(phase_label)
     p.reference.file = truth_mtz
     ref = evaluation.load_reference(p)
     pred = evaluation.load_prediction(pred_mtz, p)
@@ -155,6 +161,12 @@ def main():
         help="random_seed of the generator sets: the benchmark's 1000003 by default; 2000001 is the "
         "tuning set (choices are made there, then measured once on 1000003)",
     )
+    ap.add_argument(
+        "--phase-column",
+        default=None,
+        help="judge the phases of this column (PHIB) on every reflection, instead of FWT/PHWT, "
+        "where a reflection with a calibrated FOM of 0 has no phase and is left out",
+    )
     ap.add_argument("--json", default=None, help="write the summary here")
     args = ap.parse_args()
     models = [model_file.resolve(m, "patterson_to_density") for m in args.models]
@@ -199,12 +211,13 @@ def main():
                             logger=null_out(),
                         )  # fmt: skip
                         seconds.append(time.perf_counter() - t0)
-                        rows.append(judge(truth, prefix + ".mtz"))
+                        rows.append(judge(truth, prefix + ".mtz", args.phase_column))
                     how = "network only" if cycles == 0 else f"network + {cycles} charge-flipping cycles"
                     label = (
                         f"{set_name} | {os.path.relpath(path)} | {how}, {args.rotations} rotation(s)"
                         + (f" averaged {AVERAGED[average]}" if args.rotations > 1 else "")
                         + f", recycling passes {passes}"
+                        + (f", phases of {args.phase_column} on every reflection" if args.phase_column else "")
                     )
                     results[label] = summarise(rows, f"{label} ({len(rows)} examples)")
                     results[label]["seconds_per_map"] = float(np.median(seconds))
