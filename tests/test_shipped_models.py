@@ -41,9 +41,9 @@ def _examples(config, n):
         # refinement.cycles=Auto picks: none after dialanine, 20 after dipeptide), median phase error
         ("dialanine_10A", "dialanine_10A_simulate.eff", 14.2, 10.0),
         # slow: 110 s on 2 cores since the dipeptide model runs 6 recycling passes over 24
-        # rotations (run with -m slow; version 3 is checked in the closing note of 2026-11-25)
-        # (dipeptide: 42.7 deg on every reflection, as this test counts them; 38.8 on FWT/PHWT,
-        # which leaves out the reflections whose calibrated FOM is 0)
+        # rotations (run with -m slow; it passed with version 3 on 2026-11-25). 42.7 deg is
+        # the benchmark on every reflection, as this test counts them (38.8 on FWT/PHWT, which
+        # leaves out the reflections whose calibrated FOM is 0)
         pytest.param("dipeptide_12A", "dipeptide_12A_simulate.eff", 42.7, 12.0, marks=pytest.mark.slow),
     ],
 )

@@ -250,14 +250,13 @@ def test_keep_last_writes_the_last_epoch(datasets):
     common = ["train.data.train=diala", *SMALL_PATTERSON, "epochs=2", "batch_size=8", "model.patterson_unet.norm=none"]
     res = train(datasets, *common, "keep=last", "output.directory=keep_last")
     blob = torch.load(res["model_file"], weights_only=True)
-    last = torch.load(datasets / "keep_last" / "checkpoint.pt", weights_only=True)["model"]
+    checkpoint = torch.load(datasets / "keep_last" / "checkpoint.pt", weights_only=True)
     assert blob["kept"] == "last" and blob["best_epoch"] == 2 == res["best_epoch"]
-    for key in last:
-        assert torch.equal(blob["state_dict"][key], last[key]), key
+    for key in checkpoint["model"]:
+        assert torch.equal(blob["state_dict"][key], checkpoint["model"][key]), key
     assert "(epoch 2, last epoch)" in (datasets / "keep_last" / "train.log").read_text()
     # what the default (keep=lowest_loss) would have written: the epoch with the lowest loss
-    best = torch.load(datasets / "keep_last" / "checkpoint.pt", weights_only=True)["best"]
-    assert best["epoch"] == min(res["history"], key=lambda r: r["val_loss"])["epoch"]
+    assert checkpoint["best"]["epoch"] == min(res["history"], key=lambda r: r["val_loss"])["epoch"]
 
 
 def test_fine_tuning_with_frozen_layers(datasets):
